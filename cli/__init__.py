@@ -1,0 +1,1 @@
+"""The `quote` command line."""

@@ -1,0 +1,1 @@
+"""Quote serving: ModRuntime, engine backends, the OpenAI-compatible API and `quote serve`."""
