@@ -1,0 +1,267 @@
+"""SelfPrompt: the model prompts itself mid-generation and answers under a strategy's constraint.
+
+Per request, a SelfPrompt moves through phases, acting only on ForwardPass (where forcing,
+masking and backtracking are all legal) and learning what happened from Added:
+
+    prompt  → force the prompt text into the output
+    answer  → mask logits with the strategy (or force its literals) until the answer is complete
+    suffix  → force the completion suffix (e.g. "\\n"), if configured
+    erase   → backtrack over prompt (EraseMode.PROMPT, reinjecting answer + suffix) or everything (ALL)
+    done    → no-op; the model carries on
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from quote_mod_sdk.actions import Action, ActionBuilder
+from quote_mod_sdk.errors import StrategyError
+from quote_mod_sdk.events import Added, Finished, ForwardPass, Prefilled
+from quote_mod_sdk.mod import Mod
+from quote_mod_sdk.strategies.base import Strategy, StrategyRun
+from quote_mod_sdk.tensor import to_numpy
+
+__all__ = ["EraseMode", "SelfPrompt", "self_prompt_mod"]
+
+
+class EraseMode(enum.Enum):
+    """What to erase from the output once the self-prompt is answered."""
+
+    NONE = "none"
+    PROMPT = "prompt"
+    ALL = "all"
+
+    @classmethod
+    def coerce(cls, value: EraseMode | str | None) -> EraseMode:
+        if value is None:
+            return cls.NONE
+        if isinstance(value, cls):
+            return value
+        try:
+            return cls(str(value).lower())
+        except ValueError:
+            raise StrategyError(f"erase mode must be one of none/prompt/all, got {value!r}") from None
+
+
+@dataclass
+class _Run:
+    """One request's progress through a SelfPrompt."""
+
+    strategy: StrategyRun
+    phase: str = "prompt"
+    expect: list[int] | None = None  # tokens we forced and expect back in Added
+    expect_kind: str = ""
+    span: int = 0  # output tokens since the self-prompt began (what erasing removes)
+    answer_tokens: list[int] = field(default_factory=list)
+    suffix_tokens: list[int] = field(default_factory=list)
+    error: str | None = None
+
+
+def _text_of(prompt: str | Mapping[str, Any]) -> str:
+    if isinstance(prompt, Mapping):
+        return str(prompt.get("text", ""))
+    return str(prompt)
+
+
+class SelfPrompt:
+    """Construct once (module level), then forward a mod's events to it; state is per request."""
+
+    def __init__(
+        self,
+        prompt: str | Mapping[str, Any],
+        strategy: Strategy,
+        completion: str | Mapping[str, Any] | None = None,
+        erase: EraseMode | str | None = EraseMode.NONE,
+    ) -> None:
+        self.prompt_text = _text_of(prompt)
+        self.strategy = strategy
+        if isinstance(completion, str):
+            completion = {"suffix": completion, "force": True}
+        completion = completion or {}
+        self.suffix = str(completion.get("suffix") or "")
+        self.force_suffix = bool(completion.get("force", True)) and bool(self.suffix)
+        self.erase = EraseMode.coerce(erase)
+        self._runs: dict[str, _Run] = {}
+        self._torch_masks: dict[int, tuple[np.ndarray, Any]] = {}
+
+    # ----- the three handlers of the documented API -------------------------------------------
+    def handle_prefilled(self, event: Prefilled, tokenizer: Any) -> None:
+        self.start(event.request_id, tokenizer)
+
+    def handle_forward_pass(self, event: ForwardPass, actions: ActionBuilder, tokenizer: Any) -> Action:
+        run = self._runs.get(event.request_id) or self.start(event.request_id, tokenizer)
+        if run.error:
+            return actions.emit_error(f"self-prompt failed: {run.error}")
+        if run.phase == "prompt":
+            return self._force(run, "prompt", tokenizer.encode(self.prompt_text, add_special_tokens=False), actions)
+        if run.phase == "answer":
+            return self._answer_step(run, event, actions, tokenizer)
+        if run.phase == "suffix":
+            return self._force(run, "suffix", tokenizer.encode(self.suffix, add_special_tokens=False), actions)
+        if run.phase == "erase":
+            return self._erase(run, actions)
+        return actions.noop()
+
+    def handle_added(self, event: Added, actions: ActionBuilder, tokenizer: Any) -> Action:
+        run = self._runs.get(event.request_id)
+        if run is None or run.phase == "done":
+            return actions.noop()
+        tokens = list(event.added_tokens)
+        run.span += len(tokens)
+        if run.expect is not None and event.forced and tokens == run.expect:
+            kind, run.expect = run.expect_kind, None
+            if kind == "suffix":
+                run.suffix_tokens = tokens
+            if kind != "answer":  # forced answer literals (tags, separators) feed the strategy below
+                return actions.noop()
+        if run.phase == "answer":
+            self._feed_answer(run, tokens)
+        return actions.noop()
+
+    # ----- state queries ------------------------------------------------------------------------
+    def start(self, request_id: str, tokenizer: Any) -> _Run:
+        """(Re)start this self-prompt for a request; flows call it to ask a question again."""
+        run = _Run(self.strategy.compile(tokenizer).start())
+        if not self.prompt_text:
+            run.phase = "answer"
+        self._runs[request_id] = run
+        return run
+
+    def is_complete(self, request_id: str) -> bool:
+        """The answer is complete (the suffix/erase may still be pending)."""
+        run = self._runs.get(request_id)
+        return run is not None and run.phase in ("suffix", "erase", "done")
+
+    def is_finished(self, request_id: str) -> bool:
+        """Answered, suffix forced and erasing done: the self-prompt will do nothing more."""
+        run = self._runs.get(request_id)
+        return run is not None and run.phase == "done"
+
+    def answer(self, request_id: str) -> Any:
+        run = self._runs.get(request_id)
+        return None if run is None or not self.is_complete(request_id) else run.strategy.answer
+
+    def answer_tokens(self, request_id: str) -> list[int]:
+        run = self._runs.get(request_id)
+        return [] if run is None else list(run.answer_tokens)
+
+    def error(self, request_id: str) -> str | None:
+        run = self._runs.get(request_id)
+        return None if run is None else run.error
+
+    def forget(self, request_id: str) -> None:
+        self._runs.pop(request_id, None)
+
+    # ----- phases --------------------------------------------------------------------------------
+    def _force(self, run: _Run, kind: str, tokens: list[int], actions: ActionBuilder) -> Action:
+        run.expect, run.expect_kind = tokens, kind
+        run.phase = {"prompt": "answer", "suffix": "erase", "answer": "answer"}[kind]
+        if not tokens:  # an empty literal: nothing to force, move on
+            run.expect = None
+            return actions.noop()
+        return actions.force_tokens(tokens)
+
+    def _answer_step(self, run: _Run, event: ForwardPass, actions: ActionBuilder, tokenizer: Any) -> Action:
+        strategy = run.strategy
+        if not strategy.is_complete:
+            literal = strategy.forced_text()
+            if literal:
+                return self._force(run, "answer", tokenizer.encode(literal, add_special_tokens=False), actions)
+            mask = strategy.allowed_mask()
+            if not (strategy.accepting and self._prefers_stop(event.logits, mask, tokenizer)):
+                if not mask.any():
+                    return actions.emit_error("self-prompt strategy has no valid continuation")
+                return actions.adjust_logits(self._masked(event.logits, mask))
+        run.phase = "suffix" if self.force_suffix else "erase"
+        return self.handle_forward_pass(event, actions, tokenizer)
+
+    def _feed_answer(self, run: _Run, tokens: list[int]) -> None:
+        run.answer_tokens.extend(tokens)
+        self._advance(run, tokens)
+        if run.error is None and run.strategy.is_complete:
+            run.phase = "suffix" if self.force_suffix else "erase"
+
+    def _advance(self, run: _Run, tokens: list[int]) -> None:
+        try:
+            run.strategy.advance(tokens)
+        except StrategyError as exc:
+            run.error = str(exc)
+
+    def _erase(self, run: _Run, actions: ActionBuilder) -> Action:
+        run.phase = "done"
+        if self.erase is EraseMode.ALL:
+            return actions.backtrack(run.span)
+        if self.erase is EraseMode.PROMPT:
+            return actions.backtrack(run.span, run.answer_tokens + run.suffix_tokens)
+        return actions.noop()
+
+    # ----- logits helpers ------------------------------------------------------------------------
+    def _prefers_stop(self, logits: Any, mask: np.ndarray, tokenizer: Any) -> bool:
+        """At an answer that is complete but could go on ("A" vs "AB"), let the model decide."""
+        if not mask.any():
+            return True
+        row = to_numpy(logits).reshape(-1)
+        enders = [getattr(tokenizer, "eos_token_id", None)]
+        if self.suffix:
+            enders += tokenizer.encode(self.suffix, add_special_tokens=False)[:1]
+        end_scores = [row[t] for t in enders if isinstance(t, int) and 0 <= t < row.shape[0]]
+        go_on = row[: mask.shape[0]][mask].max()
+        return bool(end_scores) and max(end_scores) >= go_on
+
+    def _masked(self, logits: Any, mask: np.ndarray) -> Any:
+        if hasattr(logits, "masked_fill"):
+            return logits.masked_fill(~self._torch_mask(mask, logits), float("-inf"))
+        row = np.array(logits, dtype=np.float32, copy=True).reshape(-1)
+        full = np.zeros(row.shape[0], dtype=bool)
+        full[: mask.shape[0]] = mask[: row.shape[0]]
+        row[~full] = -np.inf
+        return row
+
+    def _torch_mask(self, mask: np.ndarray, logits: Any) -> Any:
+        """Strategy masks are long-lived arrays; convert each to a device tensor once."""
+        import torch
+
+        cached = self._torch_masks.get(id(mask))
+        if cached is not None and cached[0] is mask and cached[1].device == logits.device:
+            tensor = cached[1]
+        else:
+            tensor = torch.zeros(logits.shape[-1], dtype=torch.bool)
+            n = min(mask.shape[0], logits.shape[-1])
+            tensor[:n] = torch.from_numpy(np.ascontiguousarray(mask[:n]))
+            tensor = tensor.to(logits.device)
+            if len(self._torch_masks) > 4096:
+                self._torch_masks.clear()
+            self._torch_masks[id(mask)] = (mask, tensor)
+        return tensor
+
+
+def self_prompt_mod(
+    prompt: str | Mapping[str, Any],
+    strategy: Strategy,
+    completion: str | Mapping[str, Any] | None = None,
+    erase: EraseMode | str | None = EraseMode.NONE,
+    *,
+    name: str = "self_prompt",
+) -> Mod:
+    """A ready mod that runs one SelfPrompt at the start of every request's output."""
+    sp = SelfPrompt(prompt=prompt, strategy=strategy, completion=completion, erase=erase)
+
+    def handler(event: Any, actions: ActionBuilder, tokenizer: Any) -> Action:
+        if isinstance(event, Prefilled):
+            sp.handle_prefilled(event, tokenizer)
+        elif isinstance(event, ForwardPass):
+            return sp.handle_forward_pass(event, actions, tokenizer)
+        elif isinstance(event, Added):
+            return sp.handle_added(event, actions, tokenizer)
+        elif isinstance(event, Finished):
+            sp.forget(event.request_id)
+        return actions.noop()
+
+    built = Mod(handler, name=name)
+    built.self_prompt = sp  # type: ignore[attr-defined]
+    return built

@@ -1,0 +1,66 @@
+"""Logits rows that work like the documented API: torch tensors that also offer `.to_numpy()`.
+
+Mods written against the public docs call `event.logits.to_numpy()` and
+`Tensor.from_numpy(array)` (from `max.driver`, which does not exist here), or use torch methods
+such as `.clone()`. `as_logits_row` gives each row a type that supports both, without copying.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+
+__all__ = ["LogitsArray", "Tensor", "as_logits_row", "to_numpy"]
+
+
+class Tensor:
+    """Compat shim for `max.driver.Tensor`: `Tensor.from_numpy(a)`, `Tensor.to_numpy(t)`."""
+
+    @staticmethod
+    def from_numpy(array: Any) -> np.ndarray:
+        return np.asarray(array)
+
+    @staticmethod
+    def to_numpy(value: Any) -> np.ndarray:
+        return to_numpy(value)
+
+
+class LogitsArray(np.ndarray):
+    """A numpy logits row that also answers the torch-style `.clone()` and `.to_numpy()`."""
+
+    def clone(self) -> np.ndarray:
+        return np.array(self, copy=True)
+
+    def to_numpy(self) -> np.ndarray:
+        return np.array(self, copy=True)
+
+
+def to_numpy(value: Any) -> np.ndarray:
+    """A numpy copy of a torch tensor or array-like."""
+    if hasattr(value, "detach"):
+        return value.detach().float().cpu().numpy().copy()
+    return np.array(value, copy=True)
+
+
+@functools.cache
+def _torch_row_class() -> type:
+    import torch
+
+    class LogitsTensor(torch.Tensor):
+        """A torch logits row with `.to_numpy()`; every other op returns a plain tensor."""
+
+        __torch_function__ = torch._C._disabled_torch_function_impl
+
+        def to_numpy(self) -> np.ndarray:
+            return to_numpy(self.as_subclass(torch.Tensor))
+
+    return LogitsTensor
+
+
+def as_logits_row(row: Any) -> Any:
+    """Wrap a 1-D logits row (torch or numpy) so it offers both APIs; shares memory."""
+    if hasattr(row, "as_subclass"):
+        return row.as_subclass(_torch_row_class())
+    return np.asarray(row).view(LogitsArray)

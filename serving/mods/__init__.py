@@ -1,0 +1,1 @@
+"""Where serving gets mods from: a local store (embedded) or the registry (production)."""

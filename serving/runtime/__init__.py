@@ -1,0 +1,1 @@
+"""The backend-neutral mod runtime: requests, batching loop, mod time budgets, traces."""

@@ -1,0 +1,254 @@
+"""ModRuntime: continuous batching of requests, each bound to its own mod, on one engine backend.
+
+Data flow (one engine thread):
+
+    submit() ─► pending queue ─► admit: Generation.prefill() (Prefilled, adjust_prefill)
+                                   │
+      ┌────────────── step ────────┴──────────────────────────────────────────────┐
+      │ sync each request's tokens into the backend (rollback / extend)           │
+      │ backend.forward(all live ids) → one logits row per request                │
+      │ Generation.forward_pass(row) → mod's ForwardPass action → sample plan     │
+      │ sample all plans in one batched call → Generation.sampled() → Sampled/Added│
+      │ publish a Snapshot per request; finished ones leave the batch             │
+      └────────────────────────────────────────────────────────────────────────────┘
+
+Requests join and leave between steps. A mod only ever sees its own request's events (each
+`Generation` holds its own mod); a mod failure ends only its own request (the SDK loop turns it
+into an error); mod calls run under `ModBudget`. The runtime knows nothing about HTTP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from quote_serving.engine.port import EngineBackend, EngineError
+from quote_serving.engine.sampling import SamplingParams, sample
+from quote_serving.runtime.budget import ModBudget
+from quote_serving.runtime.requests import RequestHandle, Snapshot
+from quote_serving.runtime.traces import StoredTrace, TraceStore
+
+from quote_mod_sdk.generation import Generation
+from quote_mod_sdk.tensor import to_numpy
+
+__all__ = ["ModRuntime", "RuntimeSettings"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    max_batch: int = 32  # live requests sharing one forward; more wait in the queue
+    mod_budget_ms: float = 2000.0  # per mod call; generous because the first call may compile a strategy
+    idle_wait_s: float = 0.05
+
+
+@dataclass
+class _Live:
+    gen: Generation
+    handle: RequestHandle
+    sampling: SamplingParams
+    generator: torch.Generator | None
+    model: str
+    added: bool = False
+
+
+class ModRuntime:
+    """Owns the engine thread; `submit` is thread-safe and returns immediately."""
+
+    def __init__(
+        self,
+        backend: EngineBackend,
+        tokenizer: Any,
+        *,
+        model_name: str,
+        settings: RuntimeSettings | None = None,
+        traces: TraceStore | None = None,
+    ) -> None:
+        self.backend = backend
+        self.tokenizer = tokenizer
+        self.model_name = model_name
+        self.settings = settings or RuntimeSettings()
+        self.traces = traces or TraceStore()
+        self.budget = ModBudget(self.settings.mod_budget_ms)
+        self._pending: queue.SimpleQueue[RequestHandle] = queue.SimpleQueue()
+        self._live: dict[str, _Live] = {}
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="quote-engine", daemon=True)
+        self.steps = 0
+
+    # ----- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        self.budget.close()
+
+    @property
+    def healthy(self) -> bool:
+        return self._thread.is_alive() and not self._stopped.is_set()
+
+    @property
+    def load(self) -> int:
+        return len(self._live) + self._pending.qsize()
+
+    def submit(self, handle: RequestHandle) -> RequestHandle:
+        self._pending.put(handle)
+        self._wake.set()
+        return handle
+
+    # ----- engine thread -----------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            self._admit()
+            if not self._live:
+                self._wake.wait(self.settings.idle_wait_s)
+                self._wake.clear()
+                continue
+            try:
+                self._step()
+            except Exception:
+                logger.exception("engine step failed; failing the %d live requests", len(self._live))
+                for live in list(self._live.values()):
+                    self._fail(live, "internal engine error; the request was not completed", "engine_error")
+
+    def _admit(self) -> None:
+        while len(self._live) < self.settings.max_batch:
+            try:
+                handle = self._pending.get_nowait()
+            except queue.Empty:
+                return
+            if handle.cancelled:
+                continue
+            live = self._start(handle)
+            if live.gen.finished:
+                self._complete(live)
+            else:
+                self._live[handle.request_id] = live
+
+    def _start(self, handle: RequestHandle) -> _Live:
+        req = handle.request
+        gen = Generation(
+            request_id=req.request_id,
+            prompt_tokens=req.prompt_tokens,
+            tokenizer=self.tokenizer,
+            vocab_size=self.backend.vocab_size,
+            mod=req.mod,
+            params=req.params,
+            messages=req.messages,
+            invoke=self.budget,
+        )
+        gen.prefill()
+        return _Live(gen, handle, req.sampling, req.sampling.new_generator(), self.model_name)
+
+    def _step(self) -> None:
+        lives = [live for live in self._live.values() if not self._drop_cancelled(live)]
+        lives = [live for live in lives if self._sync(live)]
+        if not lives:
+            return
+        for live in lives:
+            live.gen.low_water = len(live.gen.output)
+        logits = self.backend.forward([live.gen.request_id for live in lives])
+        self.steps += 1
+        plans = [(live, live.gen.forward_pass(logits[i])) for i, live in enumerate(lives)]
+        to_sample = [(live, plan) for live, plan in plans if plan is not None]
+        if to_sample:
+            self._sample(to_sample, logits)
+        for live in lives:
+            if live.gen.finished:
+                self._complete(live)
+            else:
+                live.handle.publish(self._snapshot(live))
+
+    def _sync(self, live: _Live) -> bool:
+        """Bring the backend's copy of this sequence up to the request's tokens."""
+        rollback, tokens = live.gen.take_sync()
+        try:
+            if not live.added:
+                self.backend.add_sequence(live.gen.request_id, tokens)
+                live.added = True
+                return True
+            if rollback:
+                self.backend.rollback(live.gen.request_id, rollback)
+            if tokens:
+                self.backend.extend(live.gen.request_id, tokens)
+        except EngineError as exc:
+            self._fail(live, str(exc), "engine_error")
+            return False
+        return True
+
+    def _sample(self, batch: list[tuple[_Live, Any]], logits: torch.Tensor) -> None:
+        rows, params = [], []
+        for live, plan in batch:
+            row = plan.logits
+            if not isinstance(row, torch.Tensor):
+                row = torch.from_numpy(to_numpy(row))
+            rows.append(row.reshape(-1).to(device=logits.device, dtype=torch.float32))
+            temp = plan.temperature
+            params.append(live.sampling if temp is None else _with_temperature(live.sampling, temp))
+        result = sample(torch.stack(rows), params, [live.generator for live, _ in batch])
+        for (live, _), token, logprob in zip(batch, result.tokens, result.logprobs):
+            live.gen.sampled(token, logprob)
+
+    def _drop_cancelled(self, live: _Live) -> bool:
+        if live.handle.cancelled:
+            live.gen.finish("abort")
+            self._complete(live)
+            return True
+        return False
+
+    # ----- completion --------------------------------------------------------------------------
+    def _fail(self, live: _Live, message: str, kind: str) -> None:
+        live.gen.error = None
+        live.gen.trace.error = message
+        live.gen.finish("error")
+        self._complete(live, error=(message, kind))
+
+    def _complete(self, live: _Live, error: tuple[str, str] | None = None) -> None:
+        self._live.pop(live.gen.request_id, None)
+        if live.added:
+            with contextlib.suppress(EngineError):
+                self.backend.remove_sequence(live.gen.request_id)
+        tenant = live.handle.request.tenant
+        self.traces.put(StoredTrace(live.gen.trace, live.model, tenant, time.time()))
+        live.handle.trace = live.gen.trace
+        live.handle.publish(self._snapshot(live, error))
+
+    def _snapshot(self, live: _Live, error: tuple[str, str] | None = None) -> Snapshot:
+        gen = live.gen
+        if error is None and gen.error is not None:
+            error = (str(gen.error), gen.error.kind)
+        records = [r for r in gen.trace.tokens if not r.erased]
+        return Snapshot(
+            output=tuple(gen.output),
+            low_water=gen.low_water,
+            finished=gen.finished,
+            finish_reason=gen.finish_reason,
+            error=None if error is None else error[0],
+            error_kind=None if error is None else error[1],
+            tool_calls=gen.tool_calls,
+            logprobs=tuple((r.logprob, tuple(r.top_logprobs)) for r in records) if live.handle.request.logprobs else (),
+            prompt_tokens=len(gen.prompt),
+            text=gen.text() if gen.finished else None,
+        )
+
+
+def _with_temperature(params: SamplingParams, temperature: float) -> SamplingParams:
+    return SamplingParams(
+        temperature=temperature,
+        top_p=params.top_p,
+        top_k=params.top_k,
+        seed=params.seed,
+        top_logprobs=params.top_logprobs,
+    )

@@ -1,0 +1,90 @@
+"""What flows between the API (event loop) and the runtime (engine thread) for one request.
+
+The API builds a `GenerationRequest` and gets a `RequestHandle`. The engine thread publishes a
+`Snapshot` after every step it touched the request; the handle keeps only the latest one and
+wakes the waiting coroutine, so a slow consumer never makes the engine queue work for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from quote_serving.engine.sampling import SamplingParams
+
+from quote_mod_sdk.generation import GenerationParams, RequestTrace
+from quote_mod_sdk.mod import Mod
+
+__all__ = ["GenerationRequest", "RequestHandle", "Snapshot"]
+
+
+@dataclass
+class GenerationRequest:
+    request_id: str
+    prompt_tokens: list[int]
+    params: GenerationParams
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    mod: Mod | None = None
+    messages: list[dict[str, Any]] | None = None
+    tenant: str | None = None
+    logprobs: bool = False  # return per-token logprobs to the client (the trace always has top-k)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The request as a client may see it now: output so far, and how it ended (if it has)."""
+
+    output: tuple[int, ...] = ()
+    low_water: int = 0  # shortest the output has been since the previous snapshot (backtracks)
+    finished: bool = False
+    finish_reason: str | None = None
+    error: str | None = None
+    error_kind: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    logprobs: tuple[tuple[float | None, tuple[tuple[int, float], ...]], ...] = ()
+    prompt_tokens: int = 0
+    text: str | None = None  # final text (stop strings cut) once finished
+
+
+class RequestHandle:
+    """The API side of a running request: await snapshots, cancel on disconnect."""
+
+    def __init__(self, request: GenerationRequest, loop: asyncio.AbstractEventLoop) -> None:
+        self.request = request
+        self.request_id = request.request_id
+        self._loop = loop
+        self._changed = asyncio.Event()
+        self._lock = threading.Lock()
+        self._snapshot = Snapshot(prompt_tokens=len(request.prompt_tokens))
+        self.cancelled = False
+        self.trace: RequestTrace | None = None
+
+    # engine thread
+    def publish(self, snapshot: Snapshot) -> None:
+        with self._lock:
+            self._snapshot = snapshot
+        self._loop.call_soon_threadsafe(self._changed.set)
+
+    # event loop
+    @property
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            return self._snapshot
+
+    async def next_snapshot(self) -> Snapshot:
+        """Wait for the engine to publish something new, then return the latest snapshot."""
+        await self._changed.wait()
+        self._changed.clear()
+        return self.snapshot
+
+    async def result(self) -> Snapshot:
+        snapshot = self.snapshot
+        while not snapshot.finished:
+            snapshot = await self.next_snapshot()
+        return snapshot
+
+    def cancel(self) -> None:
+        """The client went away: the engine drops the request at its next step."""
+        self.cancelled = True

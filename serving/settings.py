@@ -1,0 +1,30 @@
+"""Settings of the serving process (`quote serve`), read from QUOTE_* environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ServeSettings", "get_settings"]
+
+
+class ServeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="QUOTE_", extra="ignore")
+
+    model: str | None = Field(None, description="Hugging Face id or local path; None builds the offline tiny model")
+    served_model_name: str | None = Field(None, description="Name clients use in `model`; defaults to the model id")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_batch: int = Field(32, ge=1, description="Requests sharing one batched forward pass")
+    mod_budget_ms: float = Field(2000.0, gt=0, description="Time budget of one mod call, in milliseconds")
+    trace_top_k: int = Field(5, ge=0, le=20, description="Top-k logprobs recorded per step in every trace")
+    max_request_bytes: int = Field(1 << 20, ge=1024, description="Largest request body accepted (413 above)")
+    max_tokens_default: int = Field(256, ge=1, description="max_tokens when a chat request gives none")
+    dev_mode: bool = Field(True, description="Accept unsigned mods (the embedded default); say so in /v1/models")
+
+
+@lru_cache
+def get_settings() -> ServeSettings:
+    return ServeSettings()
