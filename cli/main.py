@@ -1,4 +1,8 @@
-"""Entry point of the `quote` command line (typer)."""
+"""Entry point of the `quote` command line (typer): one sub-command per job."""
+
+from __future__ import annotations
+
+import logging
 
 import typer
 
@@ -8,3 +12,26 @@ app = typer.Typer(help="Quote: token-level runtime interventions in LLM generati
 @app.callback()
 def main() -> None:
     """Quote command line."""
+
+
+@app.command()
+def serve(
+    model: str = typer.Option(None, help="Hugging Face id or local path; omit for the offline tiny model"),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on"),
+    port: int = typer.Option(8000, help="TCP port"),
+    served_model_name: str = typer.Option(None, help="Name clients send as `model` (default: the model id)"),
+    max_batch: int = typer.Option(32, min=1, help="Requests sharing one forward pass"),
+    log_level: str = typer.Option("info", help="debug, info, warning or error"),
+) -> None:
+    """Run the embedded server: OpenAI API + engine + mod store in one process (no Ray, no Kubernetes)."""
+    import uvicorn
+    from quote_serving.embedded import build_embedded_app
+    from quote_serving.settings import ServeSettings
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = ServeSettings(
+        model=model, host=host, port=port, served_model_name=served_model_name, max_batch=max_batch
+    )
+    application = build_embedded_app(settings)
+    typer.echo(f"quote serve: model {application.state.quote.model_name!r} on http://{host}:{port}/v1")
+    uvicorn.run(application, host=host, port=port, log_level=log_level)

@@ -13,6 +13,7 @@ masking and backtracking are all legal) and learning what happened from Added:
 from __future__ import annotations
 
 import enum
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -264,4 +265,6 @@ def self_prompt_mod(
 
     built = Mod(handler, name=name)
     built.self_prompt = sp  # type: ignore[attr-defined]
+    # Like namedtuple: the mod belongs to the module that built it, so serialize_mod bundles that one.
+    built.__module__ = sys._getframe(1).f_globals.get("__name__", __name__)
     return built

@@ -6,8 +6,8 @@ A bundle is a JSON object:
      "name": "my_mod", "description": "...", "files": {"helpers.py": "..."}}   # files optional
 
 `files` makes multi-file bundles: the main module may `import helpers` (or `from . import x`
-inside packages). Each loaded bundle gets its own import namespace, so two tenants' `helpers.py`
-never collide and nothing is added to `sys.modules`. `bundle_digest` is the canonical sha256
+inside packages). Each loaded bundle gets its own import namespace (its modules are registered
+as `_quote_bundles.<digest>.<name>`), so two tenants' `helpers.py` never collide. `bundle_digest` is the canonical sha256
 the registry stores and signatures cover.
 """
 
@@ -44,7 +44,8 @@ def serialize_mod(
 ) -> dict[str, Any]:
     """Bundle the source file that defines `fn` (plus optional extra `files`) as a JSON-able dict."""
     target = fn.fn if isinstance(fn, Mod) else fn
-    module = sys.modules.get(getattr(target, "__module__", "") or "")
+    # A Mod's own __module__ is where it was made (self_prompt_mod sets it to its caller's).
+    module = sys.modules.get(getattr(fn, "__module__", None) or getattr(target, "__module__", "") or "")
     path = getattr(module, "__file__", None)
     try:
         source = inspect.getsource(module) if module is not None and path else None
@@ -174,13 +175,17 @@ class _BundleNamespace:
             return self.modules[name]
         if name not in self.sources and name not in self.packages:
             raise ModuleNotFoundError(f"No module named {name!r} in mod bundle {self.label!r}")
-        module = types.ModuleType(name)
+        # A unique, registered name: stdlib helpers such as @dataclass look classes' modules up in
+        # sys.modules, and two bundles' "helpers" must never meet.
+        unique = f"_quote_bundles.{self.tag}.{name}"
+        module = types.ModuleType(unique)
         module.__dict__["__builtins__"] = self.builtins
         is_package = name in self.packages
-        module.__package__ = name if is_package else name.rpartition(".")[0]
+        module.__dict__["__quote_package__"] = name if is_package else name.rpartition(".")[0]
         if is_package:
             module.__path__ = []
         self.modules[name] = module
+        sys.modules[unique] = module
         source = self.sources.get(name, "")
         filename = f"<quote-mod {self.label}@{self.tag}:{name.replace('.', '/')}.py>"
         module.__file__ = filename
@@ -189,6 +194,7 @@ class _BundleNamespace:
             exec(compile(source, filename, "exec"), module.__dict__)
         except BaseException:
             self.modules.pop(name, None)
+            sys.modules.pop(unique, None)
             raise
         return module
 
@@ -199,7 +205,7 @@ class _BundleNamespace:
         self, name: str, globals: Any = None, locals: Any = None, fromlist: Sequence[str] = (), level: int = 0
     ) -> Any:
         if level:
-            package = (globals or {}).get("__package__") or ""
+            package = (globals or {}).get("__quote_package__") or ""
             base = package.rsplit(".", level - 1)[0] if level > 1 else package
             name = f"{base}.{name}" if name else base
         top = name.split(".")[0]

@@ -225,6 +225,10 @@ class ModRuntime:
         live.handle.trace = live.gen.trace
         live.handle.publish(self._snapshot(live, error))
 
+    @staticmethod
+    def _logprobs(live: _Live, records: list[Any]) -> tuple[tuple[float | None, tuple[tuple[int, float], ...]], ...]:
+        return _top(records, live.sampling.top_logprobs) if live.handle.request.logprobs else ()
+
     def _snapshot(self, live: _Live, error: tuple[str, str] | None = None) -> Snapshot:
         gen = live.gen
         if error is None and gen.error is not None:
@@ -238,10 +242,14 @@ class ModRuntime:
             error=None if error is None else error[0],
             error_kind=None if error is None else error[1],
             tool_calls=gen.tool_calls,
-            logprobs=tuple((r.logprob, tuple(r.top_logprobs)) for r in records) if live.handle.request.logprobs else (),
+            logprobs=self._logprobs(live, records),
             prompt_tokens=len(gen.prompt),
             text=gen.text() if gen.finished else None,
         )
+
+
+def _top(records: list[Any], k: int) -> tuple[tuple[float | None, tuple[tuple[int, float], ...]], ...]:
+    return tuple((r.logprob, tuple(r.top_logprobs[:k])) for r in records)
 
 
 def _with_temperature(params: SamplingParams, temperature: float) -> SamplingParams:

@@ -8,6 +8,7 @@ wakes the waiting coroutine, so a slow consumer never makes the engine queue wor
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,6 +59,7 @@ class RequestHandle:
         self._changed = asyncio.Event()
         self._lock = threading.Lock()
         self._snapshot = Snapshot(prompt_tokens=len(request.prompt_tokens))
+        self._low_water: int | None = None  # min over snapshots published since the last read
         self.cancelled = False
         self.trace: RequestTrace | None = None
 
@@ -65,6 +67,8 @@ class RequestHandle:
     def publish(self, snapshot: Snapshot) -> None:
         with self._lock:
             self._snapshot = snapshot
+            low = snapshot.low_water if self._low_water is None else min(self._low_water, snapshot.low_water)
+            self._low_water = low
         self._loop.call_soon_threadsafe(self._changed.set)
 
     # event loop
@@ -74,10 +78,13 @@ class RequestHandle:
             return self._snapshot
 
     async def next_snapshot(self) -> Snapshot:
-        """Wait for the engine to publish something new, then return the latest snapshot."""
+        """Wait for news; the latest snapshot, with `low_water` covering every step since the last read."""
         await self._changed.wait()
         self._changed.clear()
-        return self.snapshot
+        with self._lock:
+            low, self._low_water = self._low_water, None
+            snapshot = self._snapshot
+        return snapshot if low is None else dataclasses.replace(snapshot, low_water=low)
 
     async def result(self) -> Snapshot:
         snapshot = self.snapshot

@@ -1,0 +1,25 @@
+"""Constrained-generation strategies: describe the text a mod wants, get per-token masks.
+
+Data flow: `strategy_constructor` (what mod authors build) -> `Strategy.compile(tokenizer)` (once
+per tokenizer, via `token_index.TokenIndex`) -> `CompiledStrategy.start()` -> `StrategyRun`
+(`allowed_mask` / `forced_text` / `advance` / `rollback`, driven by SelfPrompt and flows).
+"""
+
+from .base import CompiledStrategy, Strategy, StrategyError, StrategyRun
+from .primitives import CharsMode, UntilEndType
+from .strategy_constructor import CharsStrat, ChoicesStrat, ListStrat, UntilStrat
+from .token_index import TokenIndex
+
+__all__ = [
+    "CharsMode",
+    "CharsStrat",
+    "ChoicesStrat",
+    "CompiledStrategy",
+    "ListStrat",
+    "Strategy",
+    "StrategyError",
+    "StrategyRun",
+    "TokenIndex",
+    "UntilEndType",
+    "UntilStrat",
+]

@@ -1,0 +1,71 @@
+"""The FastAPI application: wiring only — routers, error handlers, body limit, lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from quote_serving.api.context import ServingContext
+from quote_serving.api.errors import error_body, install_error_handlers
+from quote_serving.api.routes import chat, completions, health, models, mods, traces
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["BodyLimit", "create_app"]
+
+
+class BodyLimit:
+    """Refuse bodies over `limit` bytes with a 413 before they are buffered (declared or streamed)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            return await self._refuse(send)
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        import json
+
+        body = json.dumps(error_body(f"Request body exceeds {self.limit} bytes.", "invalid_request_error")).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(ctx: ServingContext) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not ctx.runtime.healthy:
+            ctx.runtime.start()
+        yield
+        ctx.runtime.stop()
+
+    app = FastAPI(title="Quote", version="0.1.0", lifespan=lifespan)
+    app.state.quote = ctx
+    install_error_handlers(app)
+    for module in (chat, completions, models, mods, traces, health):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, limit=ctx.settings.max_request_bytes)
+    return app

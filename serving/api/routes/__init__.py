@@ -1,0 +1,1 @@
+"""Route modules, one per resource; `quote_serving.api.app` includes them."""

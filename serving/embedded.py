@@ -1,0 +1,35 @@
+"""`quote serve`'s single process: model + embedded engine + ModRuntime + local mod store + API."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from fastapi import FastAPI
+from quote_serving.api.app import create_app
+from quote_serving.api.context import ServingContext
+from quote_serving.engine.embedded import EmbeddedBackend
+from quote_serving.models.loader import load_model
+from quote_serving.mods.store import LocalModStore
+from quote_serving.runtime.mod_runtime import ModRuntime, RuntimeSettings
+from quote_serving.settings import ServeSettings
+
+__all__ = ["build_embedded_app", "build_embedded_context"]
+
+logger = logging.getLogger(__name__)
+
+
+def build_embedded_context(settings: ServeSettings) -> ServingContext:
+    loaded = load_model(settings.model)
+    name = settings.served_model_name or loaded.model_id
+    backend = EmbeddedBackend(loaded.model, max_sequences=max(settings.max_batch, 1))
+    runtime_settings = RuntimeSettings(max_batch=settings.max_batch, mod_budget_ms=settings.mod_budget_ms)
+    runtime = ModRuntime(backend, loaded.tokenizer, model_name=name, settings=runtime_settings)
+    window = int(getattr(loaded.model.config, "max_position_embeddings", 2048) or 2048)
+    if settings.dev_mode:
+        logger.warning("development mode: unsigned mods are accepted (POST /v1/mods); use the registry in production")
+    return ServingContext(name, runtime, loaded.tokenizer, LocalModStore(), settings, window, int(time.time()))
+
+
+def build_embedded_app(settings: ServeSettings) -> FastAPI:
+    return create_app(build_embedded_context(settings))

@@ -1,0 +1,76 @@
+"""A real `quote serve` process on 127.0.0.1 for end-to-end tests, and clients for it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    def __init__(self, base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+        self.base_url, self.process, self.log = base_url, process, log
+
+    @property
+    def v1(self) -> str:
+        return self.base_url + "/v1"
+
+
+def start_server(log: Path, *args: str, env: dict[str, str] | None = None) -> Server:
+    port = free_port()
+    cmd = [sys.executable, "-m", "quote_cli", "serve", "--port", str(port), "--log-level", "warning", *args]
+    out = log.open("wb")
+    process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"quote serve exited early:\n{log.read_text()}")
+        try:
+            if httpx.get(base + "/readyz", timeout=1).status_code == 200:
+                return Server(base, process, log)
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"quote serve did not become ready:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    srv = start_server(log, "--max-batch", "16")
+    yield srv
+    srv.process.terminate()
+    try:
+        srv.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        srv.process.kill()
+
+
+@pytest.fixture(scope="session")
+def openai_client(server: Server) -> Any:
+    import openai
+
+    return openai.OpenAI(base_url=server.v1, api_key="unused-in-dev-mode", max_retries=0, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def http(server: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.base_url, timeout=60) as client:
+        yield client
