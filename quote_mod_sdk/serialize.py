@@ -7,8 +7,8 @@ A bundle is a JSON object:
 
 `files` makes multi-file bundles: the main module may `import helpers` (or `from . import x`
 inside packages). Each loaded bundle gets its own import namespace (its modules are registered
-as `_quote_bundles.<digest>.<name>`), so two tenants' `helpers.py` never collide. `bundle_digest` is the canonical sha256
-the registry stores and signatures cover.
+as `_quote_bundles.<digest>.<name>`), so two tenants' `helpers.py` never collide.
+`bundle_digest` is the canonical sha256 the registry stores and signatures cover.
 """
 
 from __future__ import annotations

@@ -34,7 +34,19 @@ CHAT_TEMPLATE = (
 )
 
 
-_WORDS = ["the", "a", "an", "and", "or", "but", "if", "then", "else", "when", "while", "for", "to", "of", "in", "on", "at", "by", "with", "from", "into", "about", "as", "is", "are", "was", "were", "be", "been", "being", "have", "has", "had", "do", "does", "did", "say", "said", "hi", "bye", "hello", "yes", "no", "maybe", "ok", "okay", "sure", "I", "you", "he", "she", "it", "we", "they", "me", "him", "her", "us", "them", "my", "your", "his", "its", "our", "their", "this", "that", "these", "those", "can", "can't", "cannot", "help", "with", "that", "here", "there", "what", "which", "who", "whom", "whose", "why", "how", "where", "answer", "question", "user", "assistant", "system", "tool", "call", "search", "docs", "query", "token", "tokens", "model", "mod", "mods", "runtime", "let's", "restate", "clearly", "concise", "unsafe", "safe", "proceed", "confirm", "cancelled", "confirmed", "choose", "wrap", "tags", "think", "step", "first", "second", "third", "number", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "red", "green", "blue", "apple", "banana", "cherry", "cat", "dog", "bird", "fish", "tree", "house", "car", "road", "city", "country", "world", "time", "day", "night", "morning", "evening", "good", "bad", "great", "small", "large", "big", "little", "new", "old", "right", "left", "before", "after", "again", "always", "never", "often", "sometimes", "because", "so", "very", "really", "just", "only", "also", "not", "information", "context", "prompt", "output", "input", "generate", "generation", "request", "response", "result", "value"]
+_WORDS = (
+    "the a an and or but if then else when while for to of in on at by with from into about as is are was "
+    "were be been being have has had do does did say said hi bye hello yes no maybe ok okay sure I you he "
+    "she it we they me him her us them my your his its our their this that these those can can't cannot "
+    "help with that here there what which who whom whose why how where answer question user assistant "
+    "system tool call search docs query token tokens model mod mods runtime let's restate clearly concise "
+    "unsafe safe proceed confirm cancelled confirmed choose wrap tags think step first second third "
+    "number one two three four five six seven eight nine ten red green blue apple banana cherry cat dog "
+    "bird fish tree house car road city country world time day night morning evening good bad great small "
+    "large big little new old right left before after again always never often sometimes because so very "
+    "really just only also not information context prompt output input generate generation request "
+    "response result value "
+).split()
 
 _EXTRA_TEXT = [
     "Say hi.",

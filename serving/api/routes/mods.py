@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
@@ -37,7 +37,7 @@ def _describe(ctx_model: str, version: ModVersion) -> dict[str, Any]:
 
 
 @router.post("/v1/mods", status_code=201, response_model=None)
-async def register_mod(ctx: Ctx, payload: Any = Body(...)) -> Any:
+async def register_mod(ctx: Ctx, payload: Annotated[Any, Body()]) -> Any:
     if not isinstance(payload, dict):
         raise BadRequestError("the body must be a serialize_mod payload (a JSON object)")
     version = payload.pop("version", None)
