@@ -177,6 +177,7 @@ class Generation:
         self.trace = RequestTrace(request_id, mod.name if mod else None)
         self._live: list[int] = []  # indices into trace.tokens of tokens still in the output
         self._synced_len = 0  # how much of `context` the engine already holds
+        self._sync_floor = 0  # shortest `context` got since the last sync
         self._pending_top: list[tuple[int, float]] = []
         self._stop_cut: int | None = None  # char offset where a stop string begins
         self.low_water = 0  # shortest the output got since the driver last reset it (streaming)
@@ -191,12 +192,16 @@ class Generation:
         return self.params.max_tokens
 
     def take_sync(self) -> tuple[int, list[int]]:
-        """(tokens to roll back, tokens to append) that bring the engine's sequence to `context`."""
+        """(tokens to roll back, tokens to append) that bring the engine's sequence to `context`.
+
+        The engine keeps what is still shared: everything below the shortest the context got
+        since the last sync (a backtrack may have erased tokens and reinjected others).
+        """
         target = len(self.prompt) + len(self.output)
-        rollback = max(0, self._synced_len - target)
-        synced = self._synced_len - rollback
-        self._synced_len = target
-        return rollback, self.context[synced:]
+        keep = min(self._synced_len, self._sync_floor)
+        rollback = self._synced_len - keep
+        self._synced_len = self._sync_floor = target
+        return rollback, self.context[keep:]
 
     def text(self) -> str:
         text = self.tokenizer.decode(self.output)
@@ -353,6 +358,7 @@ class Generation:
         del self._live[len(self._live) - n :]
         del self.output[len(self.output) - n :]
         self.low_water = min(self.low_water, len(self.output))
+        self._sync_floor = min(self._sync_floor, len(self.prompt) + len(self.output))
 
     def _record(self, tokens: list[int], *, forced: bool, logprob: float | None = None) -> None:
         top = [] if forced else self._pending_top

@@ -90,7 +90,7 @@ def test_backtrack_drops_and_reinjects_without_touching_the_prompt(tokenizer) ->
     assert result.tokens[:1] == plain.tokens[:1]
     assert result.tokens[1 : 1 + len(reinject)] == reinject
     assert result.erased_tokens == plain.tokens[1:3]
-    assert result.rollbacks == [1]  # the engine only trims what it had computed of the erased tokens
+    assert result.rollbacks == [2]  # the engine trims exactly the erased tokens, then computes the reinjected one
 
 
 def test_backtrack_never_erases_the_prompt(tokenizer) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,85 @@
+"""Conformance harness: the same tests for every engine backend behind the ModRuntime.
+
+A backend joins the suite by adding a factory to BACKENDS; backends that need hardware are
+marked (e.g. `gpu`) so CPU CI runs the embedded reference and GPU machines run the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import torch
+
+from quote_mod_sdk.generation import GenerationParams
+from quote_mod_sdk.mod import Mod
+from quote_serving.engine.sampling import SamplingParams
+from quote_serving.runtime.mod_runtime import ModRuntime, RuntimeSettings
+from quote_serving.runtime.requests import GenerationRequest, RequestHandle, Snapshot
+
+
+@dataclass
+class Engine:
+    name: str
+    model: Any
+    tokenizer: Any
+    runtime: ModRuntime
+
+    def reference_logits(self, tokens: Sequence[int]) -> torch.Tensor:
+        """Next-token logits computed from scratch by the plain model (no cache)."""
+        with torch.no_grad():
+            ids = torch.tensor([list(tokens)], device=self.model.device)
+            return self.model(ids).logits[0, -1].float().cpu()
+
+    def request(self, prompt: str | list[int], mod: Mod | None = None, **params: Any) -> GenerationRequest:
+        ids = self.tokenizer.encode(prompt, add_special_tokens=False) if isinstance(prompt, str) else prompt
+        sampling = params.pop("sampling", SamplingParams(temperature=0.0))
+        eos = self.tokenizer.eos_token_id
+        gen = GenerationParams(stop_token_ids=frozenset({eos}), **{"max_tokens": 16, **params})
+        return GenerationRequest(f"req-{uuid.uuid4().hex[:10]}", list(ids), gen, sampling, mod)
+
+    def run(
+        self, *requests: GenerationRequest, cancel_after: float | None = None
+    ) -> list[tuple[RequestHandle, Snapshot]]:
+        """Submit all at once (so they share batches) and wait for every result."""
+
+        async def main() -> list[tuple[RequestHandle, Snapshot]]:
+            loop = asyncio.get_running_loop()
+            handles = [self.runtime.submit(RequestHandle(r, loop)) for r in requests]
+            if cancel_after is not None:
+                await asyncio.sleep(cancel_after)
+                for h in handles:
+                    h.cancel()
+            results = await asyncio.wait_for(asyncio.gather(*(h.result() for h in handles)), timeout=120)
+            return list(zip(handles, results))
+
+        return asyncio.run(main())
+
+
+def _embedded() -> Engine:
+    from quote_serving.engine.embedded import EmbeddedBackend
+    from quote_serving.models.loader import load_model
+
+    loaded = load_model(None)
+    runtime = ModRuntime(
+        EmbeddedBackend(loaded.model),
+        loaded.tokenizer,
+        model_name="quote-tiny",
+        settings=RuntimeSettings(max_batch=16, mod_budget_ms=500),
+    )
+    return Engine("embedded", loaded.model, loaded.tokenizer, runtime)
+
+
+BACKENDS: dict[str, Callable[[], Engine]] = {"embedded": _embedded}
+
+
+@pytest.fixture(scope="module", params=sorted(BACKENDS))
+def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    built = BACKENDS[request.param]()
+    built.runtime.start()
+    yield built
+    built.runtime.stop()
