@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import torch
@@ -69,7 +70,7 @@ def test_k_forced_tokens_cost_one_forward(engine: Engine) -> None:
     ((_, snap),) = engine.run(engine.request("Say hi.", force, max_tokens=3 + len(forced)))
     assert list(snap.output[1 : 1 + len(forced)]) == forced
     # one ForwardPass per model call: the k forced tokens were computed by the single next call
-    assert all(b - a == 1 for a, b in zip(forwards, forwards[1:]))
+    assert all(b - a == 1 for a, b in itertools.pairwise(forwards))
 
 
 def test_adjust_prefill_changes_what_the_model_sees(engine: Engine) -> None:
