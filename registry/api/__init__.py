@@ -1,0 +1,1 @@
+"""The registry's REST API (FastAPI): thin routes over `quote_registry.services`."""

@@ -1,0 +1,1 @@
+"""Registry route modules, one per resource."""

@@ -1,0 +1,129 @@
+"""Registry tables (SQLAlchemy 2.0 typed ORM). Names follow a convention so Alembic diffs stay stable."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ApiKey(Base):
+    """An API key: shown once, stored as sha256(secret), found by its public prefix."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(128), default="")
+    prefix: Mapped[str] = mapped_column(String(32), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[str] = mapped_column(String(64))  # space-separated: infer publish admin
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    tenant: Mapped[Tenant] = relationship(lazy="joined")
+
+
+class SigningKey(Base):
+    """A tenant's trusted Ed25519 public key (rotation = add a new one, revoke the old)."""
+
+    __tablename__ = "signing_keys"
+    __table_args__ = (UniqueConstraint("tenant_id", "key_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    key_id: Mapped[str] = mapped_column(String(40))
+    public_key: Mapped[str] = mapped_column(String(64))  # base64 of the raw 32 bytes
+    name: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Mod(Base):
+    __tablename__ = "mods"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    visibility: Mapped[str] = mapped_column(String(16), default="private")
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    tenant: Mapped[Tenant] = relationship(lazy="joined")
+
+
+class ModVersion(Base):
+    """One immutable version: the canonical bundle, its digest and signature."""
+
+    __tablename__ = "mod_versions"
+    __table_args__ = (UniqueConstraint("mod_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mod_id: Mapped[int] = mapped_column(ForeignKey("mods.id", ondelete="CASCADE"), index=True)
+    version: Mapped[str] = mapped_column(String(64))
+    digest: Mapped[str] = mapped_column(String(80), index=True)
+    bundle: Mapped[str] = mapped_column(Text)  # canonical JSON
+    size: Mapped[int] = mapped_column(Integer)
+    sdk_version: Mapped[str] = mapped_column(String(32), default="")
+    signature: Mapped[str | None] = mapped_column(String(128))
+    signer_key_id: Mapped[str | None] = mapped_column(String(40))
+    published_by: Mapped[str] = mapped_column(String(64))  # API key prefix
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    yanked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    yank_reason: Mapped[str] = mapped_column(Text, default="")
+
+    mod: Mapped[Mod] = relationship(lazy="joined")
+
+
+class Alias(Base):
+    __tablename__ = "aliases"
+    __table_args__ = (UniqueConstraint("mod_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mod_id: Mapped[int] = mapped_column(ForeignKey("mods.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    version_id: Mapped[int] = mapped_column(ForeignKey("mod_versions.id", ondelete="CASCADE"))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    version: Mapped[ModVersion] = relationship(lazy="joined")
+
+
+class AuditEvent(Base):
+    """Every change, who made it (key prefix, never the key) and what it touched."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="SET NULL"), index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(256))
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)  # type: ignore[type-arg]
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

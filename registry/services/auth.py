@@ -1,0 +1,117 @@
+"""API keys: random, shown once, stored as sha256, found by prefix, compared in constant time."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from quote_registry.errors import Forbidden, Invalid, NotFound, Unauthorized
+from quote_registry.models import ApiKey, Tenant
+from quote_registry.services import audit
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+SCOPES = frozenset({"infer", "publish", "admin"})
+KEY_PREFIX = "qk_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the tenant, the key's public prefix (safe to log) and its scopes."""
+
+    tenant_id: int
+    tenant: str
+    key_prefix: str
+    scopes: frozenset[str]
+
+    def require(self, scope: str) -> None:
+        if scope not in self.scopes and "admin" not in self.scopes:
+            raise Forbidden(f"this API key lacks the '{scope}' scope")
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.scopes
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def split_key(raw: str) -> tuple[str, str]:
+    """'qk_<prefix>_<secret>' → (prefix, secret); anything else is an unknown key."""
+    if not raw.startswith(KEY_PREFIX) or raw.count("_") < 2:
+        raise Unauthorized("Incorrect API key provided.")
+    prefix, _, secret = raw[len(KEY_PREFIX) :].partition("_")
+    return prefix, secret
+
+
+def create_key(
+    session: Session,
+    *,
+    tenant: Tenant,
+    scopes: set[str],
+    name: str = "",
+    expires_at: datetime | None = None,
+    actor: str,
+    raw: str | None = None,
+) -> tuple[ApiKey, str]:
+    """Create a key; returns (row, the full key — the only time it exists in clear)."""
+    unknown = set(scopes) - SCOPES
+    if not scopes or unknown:
+        raise Invalid(f"scopes must be a non-empty subset of {sorted(SCOPES)}", param="scopes")
+    if raw is None:
+        prefix, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
+        raw = f"{KEY_PREFIX}{prefix}_{secret}"
+    else:
+        prefix, secret = split_key(raw)
+    row = ApiKey(
+        tenant_id=tenant.id,
+        name=name,
+        prefix=prefix,
+        secret_hash=_hash(secret),
+        scopes=" ".join(sorted(scopes)),
+        expires_at=expires_at,
+    )
+    session.add(row)
+    session.flush()
+    audit.record(session, tenant_id=tenant.id, actor=actor, action="key.create", target=prefix, scopes=sorted(scopes))
+    return row, raw
+
+
+def authenticate(session: Session, raw: str, *, now: datetime | None = None) -> Principal:
+    prefix, secret = split_key(raw)
+    row = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    # Compare against a dummy hash when the prefix is unknown, so timing does not tell either case.
+    expected = row.secret_hash if row is not None else _hash("")
+    if not hmac.compare_digest(expected, _hash(secret)) or row is None:
+        raise Unauthorized("Incorrect API key provided.")
+    now = now or datetime.now(timezone.utc)
+    if row.revoked_at is not None:
+        raise Unauthorized("This API key has been revoked.")
+    if row.expires_at is not None and _aware(row.expires_at) <= now:
+        raise Unauthorized("This API key has expired.")
+    return Principal(row.tenant_id, row.tenant.name, row.prefix, frozenset(row.scopes.split()))
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def list_keys(session: Session, *, tenant_id: int) -> list[ApiKey]:
+    return list(session.scalars(select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.id)))
+
+
+def revoke_key(session: Session, *, principal: Principal, prefix: str) -> ApiKey:
+    query = select(ApiKey).where(ApiKey.prefix == prefix)
+    if not principal.is_admin:
+        query = query.where(ApiKey.tenant_id == principal.tenant_id)
+    row = session.scalar(query)
+    if row is None:
+        raise NotFound(f"no API key with prefix {prefix!r}", param="prefix")
+    if row.revoked_at is None:
+        row.revoked_at = datetime.now(timezone.utc)
+        audit.record(session, tenant_id=row.tenant_id, actor=principal.key_prefix, action="key.revoke", target=prefix)
+    return row
