@@ -44,10 +44,7 @@ def matches(version: Version, spec: str) -> bool:
     """Does `version` satisfy a range like "^1.2.0", "~1.2.0", ">=1.0.0,<2.0.0"? Pre-releases never match."""
     if version.pre:
         return False
-    for part in (p.strip() for p in spec.split(",")):
-        if not _matches_one(version, part):
-            return False
-    return True
+    return all(_matches_one(version, part) for part in (p.strip() for p in spec.split(",")))
 
 
 def _matches_one(version: Version, part: str) -> bool:
