@@ -38,7 +38,7 @@ def _error(call) -> RegistryClientError:  # type: ignore[no-untyped-def]
 
 
 def test_private_mods_of_another_tenant_are_indistinguishable_from_missing(two_tenants) -> None:  # type: ignore[no-untyped-def]
-    clients, keys = two_tenants
+    clients, _keys = two_tenants
     a = clients["tenant-a"]
     missing = _error(lambda: a.resolve("tenant-b:no_such_mod"))
     for call in (
