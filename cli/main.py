@@ -35,3 +35,17 @@ def serve(
     application = build_embedded_app(settings)
     typer.echo(f"quote serve: model {application.state.quote.model_name!r} on http://{host}:{port}/v1")
     uvicorn.run(application, host=host, port=port, log_level=log_level)
+
+
+def _register_subcommands() -> None:
+    from quote_cli import registry_cmds
+
+    app.command("keygen")(registry_cmds.keygen_command)
+    app.add_typer(registry_cmds.tenants_app, name="tenants")
+    app.add_typer(registry_cmds.keys_app, name="keys")
+    app.add_typer(registry_cmds.signing_app, name="signing-keys")
+    app.add_typer(registry_cmds.mods_app, name="mods")
+    app.add_typer(registry_cmds.registry_app, name="registry")
+
+
+_register_subcommands()

@@ -28,7 +28,14 @@ from typing import Any
 from quote_mod_sdk.errors import SerializationError
 from quote_mod_sdk.mod import Mod, as_mod
 
-__all__ = ["bundle_digest", "canonical_bundle", "load_mod", "serialize_directory", "serialize_mod"]
+__all__ = [
+    "bundle_digest",
+    "canonical_bundle",
+    "load_bundle_module",
+    "load_mod",
+    "serialize_directory",
+    "serialize_mod",
+]
 
 BUNDLE_FIELDS = ("language", "module", "entrypoint", "source", "name", "description", "files")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -120,11 +127,16 @@ def validate_bundle(bundle: Any) -> dict[str, Any]:
     return {**bundle, "name": name, "language": "python", "files": dict(files)}
 
 
+def load_bundle_module(bundle: Mapping[str, Any]) -> types.ModuleType:
+    """Execute a bundle's main module in its own namespace and return it (tools list its mods)."""
+    spec = validate_bundle(bundle)
+    return _BundleNamespace(spec, tag=bundle_digest(spec)[7:19]).import_module(spec["module"])
+
+
 def load_mod(bundle: Mapping[str, Any]) -> Mod:
     """Execute a bundle in its own namespace and return its entrypoint as a `Mod`."""
     spec = validate_bundle(bundle)
-    namespace = _BundleNamespace(spec, tag=bundle_digest(spec)[7:19])
-    module = namespace.import_module(spec["module"])
+    module = load_bundle_module(spec)
     target = getattr(module, spec["entrypoint"], None)
     if target is None:
         raise SerializationError(f"mod bundle has no attribute {spec['entrypoint']!r} in module {spec['module']!r}")
