@@ -32,10 +32,21 @@ SPEC = TinyModelSpec(
     hidden_size=256, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2
 )
 NEW_TOKENS = 96
-PROMPTS = [f"Request {i}: say something about the {w} and the {v}." for i, (w, v) in enumerate(
-    [("cat", "dog"), ("road", "city"), ("tree", "house"), ("apple", "banana"),
-     ("morning", "night"), ("red", "blue"), ("token", "model"), ("question", "answer")]
-)]
+PROMPTS = [
+    f"Request {i}: say something about the {w} and the {v}."
+    for i, (w, v) in enumerate(
+        [
+            ("cat", "dog"),
+            ("road", "city"),
+            ("tree", "house"),
+            ("apple", "banana"),
+            ("morning", "night"),
+            ("red", "blue"),
+            ("token", "model"),
+            ("question", "answer"),
+        ]
+    )
+]
 
 
 @mod(max_backtrack=0)
@@ -65,7 +76,10 @@ def hf_generate(model: Any, prompts: list[list[int]]) -> float:
     for ids in prompts:
         with torch.no_grad():
             model.generate(
-                torch.tensor([ids]), max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, do_sample=False,
+                torch.tensor([ids]),
+                max_new_tokens=NEW_TOKENS,
+                min_new_tokens=NEW_TOKENS,
+                do_sample=False,
                 pad_token_id=0,
             )
     return len(prompts) * NEW_TOKENS / (time.perf_counter() - started)
@@ -79,8 +93,12 @@ def hf_generate_batched(model: Any, prompts: list[list[int]]) -> float:
     started = time.perf_counter()
     with torch.no_grad():
         model.generate(
-            ids, attention_mask=attention, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS,
-            do_sample=False, pad_token_id=0,
+            ids,
+            attention_mask=attention,
+            max_new_tokens=NEW_TOKENS,
+            min_new_tokens=NEW_TOKENS,
+            do_sample=False,
+            pad_token_id=0,
         )
     return len(prompts) * NEW_TOKENS / (time.perf_counter() - started)
 
@@ -91,10 +109,18 @@ def ours(runtime: ModRuntime, prompts: list[list[int]], mod_: Any) -> float:
     async def main() -> int:
         loop = asyncio.get_running_loop()
         handles = [
-            runtime.submit(RequestHandle(GenerationRequest(
-                f"b-{uuid.uuid4().hex[:8]}", p, GenerationParams(max_tokens=NEW_TOKENS, top_logprobs=0),
-                SamplingParams(temperature=0.0), mod_,
-            ), loop))
+            runtime.submit(
+                RequestHandle(
+                    GenerationRequest(
+                        f"b-{uuid.uuid4().hex[:8]}",
+                        p,
+                        GenerationParams(max_tokens=NEW_TOKENS, top_logprobs=0),
+                        SamplingParams(temperature=0.0),
+                        mod_,
+                    ),
+                    loop,
+                )
+            )
             for p in prompts
         ]
         results = await asyncio.gather(*(h.result() for h in handles))
@@ -145,15 +171,28 @@ def main() -> None:
     try:
         ours(runtime, prompts[:1], None)  # warm-up
         rows: dict[str, dict[int, float]] = {}
-        rows["HF generate() sequential"] = {1: best_of(hf_generate, model, prompts[:1]), 8: best_of(hf_generate, model, prompts, repeats=1)}
-        rows["HF generate() batched"] = {1: rows["HF generate() sequential"][1], 8: best_of(hf_generate_batched, model, prompts)}
-        for label, mod_ in [("ours, no mod", None), ("ours, noop mod", noop), ("ours, mask mod", mask), ("ours, backtrack/32", backtrack_every_32)]:
+        rows["HF generate() sequential"] = {
+            1: best_of(hf_generate, model, prompts[:1]),
+            8: best_of(hf_generate, model, prompts, repeats=1),
+        }
+        rows["HF generate() batched"] = {
+            1: rows["HF generate() sequential"][1],
+            8: best_of(hf_generate_batched, model, prompts),
+        }
+        for label, mod_ in [
+            ("ours, no mod", None),
+            ("ours, noop mod", noop),
+            ("ours, mask mod", mask),
+            ("ours, backtrack/32", backtrack_every_32),
+        ]:
             rows[label] = {n: best_of(ours, runtime, prompts[:n], mod_) for n in (1, 8)}
         rb, rp = rollback_vs_prefill(runtime.backend)  # type: ignore[arg-type]
     finally:
         runtime.stop()
 
-    print(f"\nDecode throughput, tokens/s ({NEW_TOKENS} new tokens per request, greedy, CPU, {torch.get_num_threads()} threads)")
+    print(
+        f"\nDecode throughput, tokens/s ({NEW_TOKENS} new tokens per request, greedy, CPU, {torch.get_num_threads()} threads)"
+    )
     print(f"{'configuration':32} {'1 request':>12} {'8 concurrent':>14}")
     for label, by_n in rows.items():
         print(f"{label:32} {by_n[1]:12.1f} {by_n[8]:14.1f}")
@@ -166,8 +205,10 @@ def main() -> None:
     print(f"  ours no mod / HF batched, 8 conc.:     {base[8] / hfb[8]:6.2f}x  (HF's static batch, for reference)")
     print(f"  mask mod / no mod, 8 conc.:            {rows['ours, mask mod'][8] / base[8]:6.3f}")
     print(f"  backtrack/32 mod / no mod, 8 conc.:    {rows['ours, backtrack/32'][8] / base[8]:6.3f}")
-    print(f"\nBacktrack 8 + reinject at 2k context: {rb * 1000:.2f} ms vs re-prefill {rp * 1000:.2f} ms"
-          f" -> {rp / rb:.1f}x cheaper  [>= 20x]")
+    print(
+        f"\nBacktrack 8 + reinject at 2k context: {rb * 1000:.2f} ms vs re-prefill {rp * 1000:.2f} ms"
+        f" -> {rp / rb:.1f}x cheaper  [>= 20x]"
+    )
 
 
 if __name__ == "__main__":

@@ -20,18 +20,42 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on"),
     port: int = typer.Option(8000, help="TCP port"),
     served_model_name: str = typer.Option(None, help="Name clients send as `model` (default: the model id)"),
-    max_batch: int = typer.Option(32, min=1, help="Requests sharing one forward pass"),
+    max_batch: int = typer.Option(None, min=1, help="Requests sharing one forward pass (default 32)"),
+    registry_url: str = typer.Option(None, envvar="QUOTE_REGISTRY_URL", help="Resolve mods from this registry"),
+    registry_api_key: str = typer.Option(None, envvar="QUOTE_REGISTRY_API_KEY", help="API key for the registry"),
+    dev_mode: bool = typer.Option(
+        None, "--dev-mode/--no-dev-mode", help="Accept unsigned mods (default: only without a registry)"
+    ),
     log_level: str = typer.Option("info", help="debug, info, warning or error"),
+    ray: bool = typer.Option(
+        False, "--ray", help="Run on Ray Serve instead (local Ray, or RAY_ADDRESS): autoscaled engine replicas"
+    ),
 ) -> None:
-    """Run the embedded server: OpenAI API + engine + mod store in one process (no Ray, no Kubernetes)."""
+    """Run the embedded server: OpenAI API + engine + mod store in one process (no Ray, no Kubernetes).
+
+    With --ray: the same API as a Ray Serve application (replica settings: QUOTE_RAY_ARGS JSON).
+    """
     import uvicorn
     from quote_serving.embedded import build_embedded_app
     from quote_serving.settings import ServeSettings
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = ServeSettings(
-        model=model, host=host, port=port, served_model_name=served_model_name, max_batch=max_batch
-    )
+    given = {
+        "model": model,
+        "host": host,
+        "port": port,
+        "served_model_name": served_model_name,
+        "max_batch": max_batch,
+        "registry_url": registry_url,
+        "registry_api_key": registry_api_key,
+        "dev_mode": dev_mode,
+    }
+    if ray:
+        from quote_serving.ray_serve.launcher import serve_on_ray
+
+        serve_on_ray({k: v for k, v in given.items() if k not in ("host", "port")}, host=host, port=port)
+        return
+    settings = ServeSettings(**{k: v for k, v in given.items() if v is not None})  # unset flags leave QUOTE_* env
     application = build_embedded_app(settings)
     typer.echo(f"quote serve: model {application.state.quote.model_name!r} on http://{host}:{port}/v1")
     uvicorn.run(application, host=host, port=port, log_level=log_level)

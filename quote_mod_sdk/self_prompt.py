@@ -170,9 +170,9 @@ class SelfPrompt:
     def _answer_step(self, run: _Run, event: ForwardPass, actions: ActionBuilder, tokenizer: Any) -> Action:
         strategy = run.strategy
         if not strategy.is_complete:
-            literal = strategy.forced_text()
-            if literal:
-                return self._force(run, "answer", tokenizer.encode(literal, add_special_tokens=False), actions)
+            if strategy.forced_text():
+                # forced_tokens() spells the literal exactly (encode() may add a leading space marker)
+                return self._force(run, "answer", list(strategy.forced_tokens() or []), actions)
             mask = strategy.allowed_mask()
             if not (strategy.accepting and self._prefers_stop(event.logits, mask, tokenizer)):
                 if not mask.any():
@@ -233,7 +233,7 @@ class SelfPrompt:
         else:
             tensor = torch.zeros(logits.shape[-1], dtype=torch.bool)
             n = min(mask.shape[0], logits.shape[-1])
-            tensor[:n] = torch.from_numpy(np.ascontiguousarray(mask[:n]))
+            tensor[:n] = torch.from_numpy(np.array(mask[:n]))  # a writable copy: strategy masks are read-only
             tensor = tensor.to(logits.device)
             if len(self._torch_masks) > 4096:
                 self._torch_masks.clear()

@@ -6,10 +6,13 @@ import logging
 import time
 
 from fastapi import FastAPI
+from quote_registry.client import RegistryClient
 from quote_serving.api.app import create_app
 from quote_serving.api.context import ServingContext
 from quote_serving.engine.embedded import EmbeddedBackend
 from quote_serving.models.loader import load_model
+from quote_serving.mods.registry_source import RegistryModSource
+from quote_serving.mods.source import ModSource
 from quote_serving.mods.store import LocalModStore
 from quote_serving.runtime.mod_runtime import ModRuntime, RuntimeSettings
 from quote_serving.settings import ServeSettings
@@ -26,9 +29,18 @@ def build_embedded_context(settings: ServeSettings) -> ServingContext:
     runtime_settings = RuntimeSettings(max_batch=settings.max_batch, mod_budget_ms=settings.mod_budget_ms)
     runtime = ModRuntime(backend, loaded.tokenizer, model_name=name, settings=runtime_settings)
     window = int(getattr(loaded.model.config, "max_position_embeddings", 2048) or 2048)
+    return ServingContext(name, runtime, loaded.tokenizer, mod_source(settings), settings, window, int(time.time()))
+
+
+def mod_source(settings: ServeSettings) -> ModSource:
+    """The registry when one is configured, else the in-memory store of `POST /v1/mods` bundles."""
     if settings.dev_mode:
-        logger.warning("development mode: unsigned mods are accepted (POST /v1/mods); use the registry in production")
-    return ServingContext(name, runtime, loaded.tokenizer, LocalModStore(), settings, window, int(time.time()))
+        logger.warning("development mode: unsigned mods are accepted; use a registry with signed mods in production")
+    if settings.registry_url is None:
+        return LocalModStore()
+    key = settings.registry_api_key.get_secret_value() if settings.registry_api_key else ""
+    logger.info("resolving mods from the registry at %s", settings.registry_url)
+    return RegistryModSource(RegistryClient(settings.registry_url, key), dev_mode=settings.dev_mode)
 
 
 def build_embedded_app(settings: ServeSettings) -> FastAPI:

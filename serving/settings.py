@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["ServeSettings", "get_settings"]
@@ -22,7 +22,26 @@ class ServeSettings(BaseSettings):
     trace_top_k: int = Field(5, ge=0, le=20, description="Top-k logprobs recorded per step in every trace")
     max_request_bytes: int = Field(1 << 20, ge=1024, description="Largest request body accepted (413 above)")
     max_tokens_default: int = Field(256, ge=1, description="max_tokens when a chat request gives none")
-    dev_mode: bool = Field(True, description="Accept unsigned mods (the embedded default); say so in /v1/models")
+    registry_url: str | None = Field(None, description="Mod registry; None: the embedded local mod store")
+    registry_api_key: SecretStr | None = Field(None, description="API key this server resolves mods with")
+    dev_mode: bool | None = Field(
+        None,  # None: decided in _default_dev_mode, so it is always a bool after validation
+        description="Accept unsigned mods; default: on for the embedded store, off with a registry",
+    )
+    # Observability. Tracing is configured by the standard OTEL_* variables (see quote_serving.observability).
+    metrics_enabled: bool = Field(True, description="Serve Prometheus metrics on GET /metrics")
+    share_secret: SecretStr | None = Field(
+        None,
+        min_length=32,
+        description="HMAC key of trace share links; unset: random per process in dev mode, sharing off otherwise",
+    )
+    share_ttl_s: int = Field(7 * 24 * 3600, ge=60, description="How long a trace share link stays valid, in seconds")
+
+    @model_validator(mode="after")
+    def _default_dev_mode(self) -> ServeSettings:
+        if self.dev_mode is None:
+            self.dev_mode = self.registry_url is None
+        return self
 
 
 @lru_cache

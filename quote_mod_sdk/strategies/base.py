@@ -20,13 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from .token_index import BoolArray, TokenIndex
+from .token_index import BoolArray, TokenIndex, split_utf8_tail
 
 State = Any
 
 
-class StrategyError(ValueError):
-    """A token (or rollback) violates a strategy, or a strategy cannot work with a tokenizer."""
+from quote_mod_sdk.errors import StrategyError  # noqa: E402 - one exception tree for the whole SDK
 
 
 class Strategy(ABC):
@@ -54,7 +53,7 @@ class CompiledStrategy(ABC):
         self.index = index
         self.vocab_size: int = index.vocab_size
         self._masks: dict[Hashable, BoolArray] = {}
-        self._capacity = max(32, (32 << 20) // max(1, index.vocab_size))
+        self._capacity = max(16, (8 << 20) // max(1, index.vocab_size))  # ~8 MiB of masks
         self._lock = threading.Lock()
         self._empty = self._freeze(np.zeros(index.vocab_size, dtype=np.bool_))
 
@@ -109,6 +108,10 @@ class CompiledStrategy(ABC):
             self._masks[key] = mask
         return mask
 
+    def has_cached_mask(self, state: State) -> bool:
+        """Whether `mask(state)` would be a cache hit (for benchmarks and diagnostics)."""
+        return self.mask_key(state) in self._masks
+
     def mask_from_ids(self, ids: Any) -> BoolArray:
         """A mask with exactly `ids` set (for sparse sets such as literal prefixes)."""
         return self.index.mask_of(ids)
@@ -142,13 +145,17 @@ class StrategyRun:
         return self.compiled.mask(self._states[-1])
 
     def forced_text(self) -> str | None:
-        """The literal still to emit when it is the only continuation (None otherwise, including
-        when the rest of the literal starts mid-character: then follow `allowed_mask()`)."""
+        """The literal that must come next when it is the only continuation, else None.
+
+        Cut to whole characters: None when it starts mid-character (follow `allowed_mask()`, or
+        use `forced_tokens()`), and a trailing partial character is left for the next call.
+        """
         data = self.compiled.forced_bytes(self._states[-1])
         if not data:
             return None
+        body, _ = split_utf8_tail(data)
         try:
-            return data.decode("utf-8")
+            return body.decode("utf-8") or None
         except UnicodeDecodeError:
             return None
 
@@ -176,9 +183,7 @@ class StrategyRun:
             nxt = self.compiled.step(state, data)
             if nxt is None:
                 seen = (bytes(self._data) + bytes(fed)).decode("utf-8", "replace")
-                raise StrategyError(
-                    f"token {tid} ({data!r}) violates {self.compiled.strategy!r} after {seen!r}"
-                )
+                raise StrategyError(f"token {tid} ({data!r}) violates {self.compiled.strategy!r} after {seen!r}")
             state = nxt
             new_states.append(state)
             fed += data
@@ -217,6 +222,11 @@ class StrategyRun:
     def text(self) -> str:
         """Everything fed so far, decoded (errors replaced: the text may end mid-character)."""
         return bytes(self._data).decode("utf-8", "replace")
+
+    @property
+    def data(self) -> bytes:
+        """Everything fed so far, as raw bytes (may end mid-character)."""
+        return bytes(self._data)
 
     @property
     def answer(self) -> Any:

@@ -14,21 +14,49 @@ the tokens that start with a continuation byte.
 
 from __future__ import annotations
 
+import functools
+import itertools
+import re
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
 from .base import CompiledStrategy, StrategyError
 from .primitives import ByteTrie, CharsMode
-from .token_index import UTF8_NEED, BoolArray, IntArray, TokenIndex
+from .token_index import UTF8_NEED, BoolArray, TokenIndex, split_utf8_tail
 
 if TYPE_CHECKING:
     from .strategy_constructor import CharsStrat
 
 CHARS, STOP, DONE = 0, 1, 2
 State = tuple[int, int, object]
+# Superset of each sparse class among non-ASCII characters (a regex finds them at C speed).
+_CANDIDATES: dict[CharsMode, re.Pattern[str]] = {
+    CharsMode.ALPHA: re.compile(r"[^\W\d_]"),
+    CharsMode.ALPHANUMERIC: re.compile(r"[^\W\d_]"),
+    CharsMode.LOWER: re.compile(r"[^\W\d_]"),
+    CharsMode.UPPER: re.compile(r"[^\W\d_]"),
+    CharsMode.NUMERIC: re.compile(r"[0-9]"),
+    CharsMode.HEX: re.compile(r"[0-9a-fA-F]"),
+}
+
+
+@functools.cache
+def _class_points(mode: CharsMode) -> npt.NDArray[np.int32]:
+    """Sorted non-ASCII code points of a sparse class (built once per process, ~0.1 s).
+
+    Why: deciding whether a split character (e.g. a lone 4-byte lead) can still become a class
+    character needs "any class member in this code point range", answered by one bisect.
+    """
+    if mode in (CharsMode.NUMERIC, CharsMode.HEX):
+        return np.zeros(0, dtype=np.int32)  # ASCII-only classes
+    every = "".join(map(chr, itertools.chain(range(0x80, 0xD800), range(0xE000, 0x110000))))
+    pred = mode.predicate()
+    found = [ord(m.group()) for m in _CANDIDATES[mode].finditer(every) if pred(m.group())]
+    return np.asarray(found, dtype=np.int32)
 
 
 @dataclass(frozen=True)
@@ -40,17 +68,6 @@ class _Scan:
     tail_class: bool = False  # that character can still become a class character
     tail_stop: bool = False  # ...or the start of the stop
     stop_node: int = -1  # >= 0: the token entered the stop literal (node in the stop trie)
-
-
-def split_utf8_tail(buf: bytes) -> tuple[bytes, bytes]:
-    """(complete part, trailing bytes of an unfinished character)."""
-    n = len(buf)
-    for back in range(1, min(4, n) + 1):
-        need = UTF8_NEED[buf[n - back]]
-        if need == -2:
-            continue
-        return (buf[: n - back], buf[n - back :]) if need >= back else (buf, b"")
-    return buf, b""
 
 
 class CompiledChars(CompiledStrategy):
@@ -92,15 +109,22 @@ class CompiledChars(CompiledStrategy):
     def _compute_viable(self, tail: bytes) -> bool:
         size = UTF8_NEED[tail[0]] + 1
         missing = size - len(tail)
-        lo_bytes = tail + b"\x80" * missing
-        hi_bytes = tail + b"\xbf" * missing
         try:
-            lo, hi = ord(lo_bytes.decode("utf-8")), ord(hi_bytes.decode("utf-8"))
+            lo = ord((tail + b"\x80" * missing).decode("utf-8"))
+            hi = ord((tail + b"\xbf" * missing).decode("utf-8"))
         except UnicodeDecodeError:
             lo, hi = _loose_range(tail, missing)
-            if lo > hi:
-                return False
-        return any(self._in_class(chr(cp)) for cp in range(lo, hi + 1) if not 0xD800 <= cp <= 0xDFFF)
+        if lo > hi:
+            return False
+        return self._any_in_class(lo, hi)
+
+    def _any_in_class(self, lo: int, hi: int) -> bool:
+        """Whether a class character lies in [lo, hi] (non-ASCII code points)."""
+        if self.mode in (CharsMode.STRING, CharsMode.WORD):  # dense classes: the first few hit
+            return any(self._in_class(chr(cp)) for cp in range(lo, hi + 1) if not 0xD800 <= cp <= 0xDFFF)
+        points = _class_points(self.mode)
+        k = int(np.searchsorted(points, lo))
+        return k < len(points) and int(points[k]) <= hi
 
     def _scan(self, partial: bytes, data: bytes) -> _Scan | None:
         """Read `data` after the unfinished character `partial`, ignoring min/max budgets."""
@@ -150,38 +174,60 @@ class CompiledChars(CompiledStrategy):
 
     # --- per-token features (boundary state) ----------------------------------------------------
     def _features(self) -> None:
-        """Scan every token once from a character boundary (the expensive, cached part)."""
+        """Scan every token once from a character boundary (the expensive, cached part).
+
+        Pure-ASCII tokens are scanned with one lookup-table gather; the rest go through `_scan`.
+        """
         size = self.index.vocab_size
-        n = np.zeros(size, dtype=np.int64)
+        n = np.zeros(size, dtype=np.uint16)
         plain = np.zeros(size, dtype=np.bool_)
         tail_class = np.zeros(size, dtype=np.bool_)
         needs_min = np.zeros(size, dtype=np.bool_)
-        for tid, data in enumerate(self.index.token_bytes):
-            if not data or UTF8_NEED[data[0]] == -2:
-                continue
-            scan = self._scan(b"", data)
+        ascii_ids, table, lengths = self.index.ascii_table
+        lut = np.zeros(256, dtype=np.bool_)
+        lut[:128] = [self._in_class(chr(b)) for b in range(128)]
+        prefix = np.minimum(lut[table].argmin(axis=1), lengths)  # padding (0x80) is never in class
+        whole = prefix == lengths
+        n[ascii_ids] = np.minimum(prefix, 0xFFFF)
+        plain[ascii_ids[whole]] = True
+        if self.stop_bytes:
+            rows = np.flatnonzero(~whole & (table[np.arange(len(ascii_ids)), prefix] == self.stop_bytes[0]))
+            for row in rows.tolist():
+                tid = int(ascii_ids[row])
+                needs_min[tid] = self.stop_bytes.startswith(self.index.token_bytes[tid][prefix[row] :])
+        done = np.zeros(size, dtype=np.bool_)
+        done[ascii_ids] = True
+        for tid in np.flatnonzero(~done & self.index.usable).tolist():
+            data = self.index.token_bytes[tid]
+            scan = None if UTF8_NEED[data[0]] == -2 else self._scan(b"", data)
             if scan is None:
                 continue
-            n[tid] = scan.n_chars
-            if scan.stop_node >= 0 or scan.tail_stop:
-                needs_min[tid] = True
-            if scan.tail_class:
-                tail_class[tid] = True
-            elif not scan.tail and scan.stop_node < 0:
-                plain[tid] = True
-        self._n: IntArray = n
+            n[tid] = min(scan.n_chars, 0xFFFF)
+            needs_min[tid] = scan.stop_node >= 0 or scan.tail_stop
+            tail_class[tid] = scan.tail_class
+            plain[tid] = not scan.tail and scan.stop_node < 0
+        self._n = n
         self._plain = plain
         self._tail_class = tail_class
         self._needs_min = needs_min
         self._clamp = int(n.max(initial=0)) + 2
+        self._at_most_cache: dict[int, BoolArray] = {}
+
+    def _at_most(self, limit: int) -> BoolArray:
+        """Tokens adding at most `limit` characters (cached per limit: one compare, then reused)."""
+        hit = self._at_most_cache.get(limit)
+        if hit is None:
+            hit = self._n <= limit if limit >= 0 else np.zeros(self._n.size, dtype=np.bool_)
+            self._at_most_cache[limit] = hit
+        return hit
 
     def _boundary_mask(self, remaining: int | None, needed: int) -> BoolArray:
-        n = self._n
-        stop_ok = self._needs_min & (n >= needed)
+        """Mask at a character boundary given the budget left and the characters still required."""
+        stop_ok = self._needs_min & ~self._at_most(needed - 1) if needed else self._needs_min
+        base = self._plain | stop_ok
         if remaining is None:
-            return self._plain | self._tail_class | stop_ok
-        fits = n <= remaining
-        return (fits & (self._plain | stop_ok)) | (self._tail_class & (n + 1 <= remaining))
+            return base | self._tail_class
+        return (base & self._at_most(remaining)) | (self._tail_class & self._at_most(remaining - 1))
 
     # --- state machine --------------------------------------------------------------------------
     def initial_state(self) -> State:

@@ -31,17 +31,13 @@ class CompiledChoices(CompiledStrategy):
             raise StrategyError(f"the tokenizer cannot spell these choices: {dead!r}")
 
     def _spellable(self, choice: str) -> bool:
-        node = self.trie.step(0, choice.encode("utf-8"))
-        return node is not None and self.trie.live[0] and self.trie.live[node]
+        return self.index.tokenize_literal(choice.encode("utf-8")) is not None
 
     def initial_state(self) -> int:
         return 0
 
     def step(self, state: int, data: bytes) -> int | None:
-        node = self.trie.step(state, data)
-        if node is None or not self.trie.live[node]:
-            return None
-        return node
+        return self.trie.step(state, data)
 
     def mask_key(self, state: int) -> Hashable:
         return state

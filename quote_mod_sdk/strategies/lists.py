@@ -80,30 +80,32 @@ class CompiledList(CompiledStrategy):
             out.append((JOIN, (variant, 0), count, b"", items))
         return out
 
-    def _expand(self, thread: Thread) -> list[Thread]:
-        """Epsilon closure: what a thread may also be once a literal or an item has ended."""
+    def _expand(self, thread: Thread) -> tuple[bool, list[Thread]]:
+        """Epsilon moves: (whether the thread itself stays, threads it also becomes now that a
+        literal or an item has ended)."""
         phase, sub, count, buf, items = thread
         if phase == OPEN:
             assert self.open_trie is not None
-            return self._between(0, items, first=True) if self.open_trie.terminal[sub] >= 0 else [thread]
+            if self.open_trie.terminal[sub] >= 0:
+                return False, self._between(0, items, first=True)
+            return True, []
         if phase == ITEM:
-            out = [] if self.item.is_complete(sub) else [thread]
+            stays = not self.item.is_complete(sub)
             if buf and self.item.is_accepting(sub):
                 done = (*items, self.item.answer_of(sub, buf))
-                out += self._between(count + 1, done, first=False)
-            return out
+                return stays, self._between(count + 1, done, first=False)
+            return stays, []
         if phase == JOIN:
             variant, node = sub
             trie = self.join_tries[variant]
-            out = [thread] if trie.children[node] else []
             term = trie.terminal[node]
             which = self.join_labels[variant][term] if term >= 0 else -1
             if which == SEP:
-                out.append(self._new_item(count, items))
-            elif which == CLOSE:
-                out.append((DONE, None, count, b"", items))
-            return out
-        return [thread]
+                return bool(trie.children[node]), [self._new_item(count, items)]
+            if which == CLOSE:
+                return bool(trie.children[node]), [(DONE, None, count, b"", items)]
+            return True, []
+        return True, []
 
     def _step_thread(self, thread: Thread, data: bytes) -> Thread | None:
         phase, sub, count, buf, items = thread
@@ -135,11 +137,10 @@ class CompiledList(CompiledStrategy):
         todo = list(reversed(threads))
         while todo:
             thread = todo.pop()
-            expanded = self._expand(thread)
-            if expanded == [thread]:
+            stays, also = self._expand(thread)
+            if stays:
                 out.setdefault(self._thread_key(thread), thread)
-                continue
-            todo.extend(reversed(expanded))
+            todo.extend(reversed(also))
         return tuple(out.values())
 
     # --- state machine --------------------------------------------------------------------------
@@ -209,4 +210,3 @@ class CompiledList(CompiledStrategy):
             return []
         done = [t for t in state if t[0] == DONE]
         return list((done[0] if done else state[0])[4])
-

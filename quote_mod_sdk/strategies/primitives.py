@@ -99,6 +99,8 @@ class ByteTrie:
     found by walking only that node's subtree against the vocabulary.
     """
 
+    EAGER_NODES = 4096  # precompute every node's token set up to this size (cold masks stay cheap)
+
     def __init__(self, strings: Sequence[bytes], index: TokenIndex):
         self.index = index
         self.children: list[dict[int, int]] = [{}]
@@ -119,16 +121,20 @@ class ByteTrie:
                 self.terminal[node] = k
         self._ids: dict[int, IntArray] = {}
         self.live = self._compute_live()
+        if len(self.children) <= self.EAGER_NODES:
+            for node in range(len(self.children)):
+                self.token_ids(node)
 
     def step(self, node: int, data: bytes) -> int | None:
-        """Node after reading `data` from `node`, or None when `data` leaves the trie."""
+        """Node after reading `data` from `node`; None when `data` leaves the trie or reaches a
+        node the vocabulary cannot finish from (so steps agree with `token_ids`)."""
         children = self.children
         for b in data:
             nxt = children[node].get(b)
             if nxt is None:
                 return None
             node = nxt
-        return node
+        return node if self.live[node] else None
 
     def _raw_edges(self, node: int) -> list[tuple[int, list[int]]]:
         """(descendant, token ids spelling the path to it) for every token that fits below `node`."""
@@ -169,17 +175,14 @@ class ByteTrie:
         return hit
 
     def forced(self, node: int) -> bytes | None:
-        """The rest of the only string reachable from `node`, if the path has no choice point."""
-        if self.terminal[node] >= 0:
+        """Bytes that must come next from `node`: the path up to the next choice point (a branch
+        or the end of a string), or None when `node` itself is a choice point."""
+        cur = node
+        while self.terminal[cur] < 0 and len(self.children[cur]) == 1:
+            cur = next(iter(self.children[cur].values()))
+        if cur == node:
             return None
-        start = len(self.prefix[node])
-        while self.terminal[node] < 0:
-            if len(self.children[node]) != 1:
-                return None
-            node = next(iter(self.children[node].values()))
-        if self.children[node]:
-            return None
-        return self.prefix[node][start:]
+        return self.prefix[cur][len(self.prefix[node]) :]
 
 
 class EndMatcher:

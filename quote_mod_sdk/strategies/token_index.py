@@ -14,6 +14,7 @@ all matching is done on bytes and text is only decoded for display.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
 import re
 import threading
@@ -30,35 +31,75 @@ IntArray = npt.NDArray[np.int64]
 
 _T = TypeVar("_T")
 
-# UTF-8 lead-byte table: continuation bytes a byte opens (0 for ASCII), -2 for a continuation byte,
-# -1 for bytes that never appear in UTF-8 (C0, C1, F5..FF).
-UTF8_NEED: tuple[int, ...] = tuple(
-    0 if b < 0x80 else -2 if b < 0xC0 else -1 if b < 0xC2 else 1 if b < 0xE0 else 2 if b < 0xF0 else
-    3 if b < 0xF5 else -1
-    for b in range(256)
-)
-MAX_PENDING = 3
 
-
-def utf8_advance(pending: int, data: bytes) -> int:
-    """UTF-8 decoder state after `data`: continuation bytes still owed, or -1 if `data` is invalid.
-
-    Why only a count: it is all a mask needs (a later token must start with exactly that many
-    continuation bytes); finer checks (overlongs, surrogates) are left to the final decode.
-    """
-    if pending == 0 and data.isascii():
+def _utf8_need(b: int) -> int:
+    """Continuation bytes a byte opens (0 for ASCII); -2 for a continuation byte; -1 for bytes that
+    never appear in UTF-8 (C0, C1, F5..FF)."""
+    if b < 0x80:
         return 0
+    if b < 0xC0:
+        return -2
+    if b < 0xC2 or b >= 0xF5:
+        return -1
+    return 1 if b < 0xE0 else 2 if b < 0xF0 else 3
+
+
+UTF8_NEED: tuple[int, ...] = tuple(_utf8_need(b) for b in range(256))
+UTF8_STATES = 8
+
+
+def _utf8_table() -> tuple[tuple[int, ...], ...]:
+    """Strict UTF-8 decoder: next state for (state, byte), -1 if invalid.
+
+    States: 0 at a character boundary; 1..3 that many continuation bytes owed (any 80..BF); 4..7
+    the byte after E0 / ED / F0 / F4, whose range is narrower (no overlongs, surrogates, > U+10FFFF).
+    """
+    cont = {1: (0x80, 0xBF, 0), 2: (0x80, 0xBF, 1), 3: (0x80, 0xBF, 2), 4: (0xA0, 0xBF, 1)}
+    cont |= {5: (0x80, 0x9F, 1), 6: (0x90, 0xBF, 2), 7: (0x80, 0x8F, 2)}
+    lead = {0xE0: 4, 0xED: 5, 0xF0: 6, 0xF4: 7}
+    rows: list[tuple[int, ...]] = []
+    for state in range(UTF8_STATES):
+        row = []
+        for b in range(256):
+            if state:
+                lo, hi, nxt = cont[state]
+                row.append(nxt if lo <= b <= hi else -1)
+            elif UTF8_NEED[b] < 0:  # continuation byte or never-valid byte at a boundary
+                row.append(-1)
+            else:  # ASCII -> 0, other lead bytes -> bytes owed (or the narrower state 4..7)
+                row.append(lead.get(b, UTF8_NEED[b]))
+        rows.append(tuple(row))
+    return tuple(rows)
+
+
+_UTF8_NEXT = _utf8_table()
+
+
+def utf8_advance(state: int, data: bytes) -> int:
+    """Strict UTF-8 decoder state after `data` (0 = at a character boundary), or -1 if invalid.
+
+    Why a small state and not the decoded text: it is all a mask needs (which bytes may come next),
+    and per-state token tables (`TokenIndex.utf8_ok`) make that mask a precomputed array.
+    """
+    if state == 0 and data.isascii():
+        return 0
+    table = _UTF8_NEXT
     for b in data:
-        if pending:
-            if UTF8_NEED[b] != -2:
-                return -1
-            pending -= 1
-        else:
-            need = UTF8_NEED[b]
-            if need < 0:
-                return -1
-            pending = need
-    return pending
+        state = table[state][b]
+        if state < 0:
+            return -1
+    return state
+
+
+def split_utf8_tail(buf: bytes) -> tuple[bytes, bytes]:
+    """(complete part, trailing bytes of an unfinished character)."""
+    n = len(buf)
+    for back in range(1, min(4, n) + 1):
+        need = UTF8_NEED[buf[n - back]]
+        if need == -2:
+            continue
+        return (buf[: n - back], buf[n - back :]) if need >= back else (buf, b"")
+    return buf, b""
 
 
 def bytes_to_unicode() -> dict[int, str]:
@@ -132,10 +173,8 @@ class TokenIndex:
         index = cls(*_read_vocabulary(tokenizer), tokenizer=tokenizer)
         with _INDEX_LOCK:
             _INDEXES[key] = (_weak_or_strong(tokenizer), index)
-            try:
+            with contextlib.suppress(TypeError):  # not weak-referenceable: kept for the process's life
                 weakref.finalize(tokenizer, _INDEXES.pop, key, None)
-            except TypeError:
-                pass  # not weak-referenceable: kept for the life of the process
         return index
 
     def cached(self, key: Hashable, build: Callable[[], _T]) -> _T:
@@ -195,24 +234,44 @@ class TokenIndex:
 
     @cached_property
     def utf8_end(self) -> npt.NDArray[np.int8]:
-        """[4, V]: UTF-8 pending count after each token, starting from 0..3 owed bytes (-1 invalid)."""
-        out = np.full((MAX_PENDING + 1, self.vocab_size), -1, dtype=np.int8)
+        """[8, V]: strict UTF-8 decoder state after each token, from each decoder state (-1 invalid)."""
+        out = np.full((UTF8_STATES, self.vocab_size), -1, dtype=np.int8)
         for i, b in enumerate(self.token_bytes):
             if not b:
                 continue
             if b.isascii():
                 out[0, i] = 0
                 continue
-            for pending in range(MAX_PENDING + 1):
-                out[pending, i] = utf8_advance(pending, b)
+            for state in range(UTF8_STATES):
+                out[state, i] = utf8_advance(state, b)
         return out
 
     @cached_property
     def utf8_ok(self) -> BoolArray:
-        """[4, V]: token keeps the text valid UTF-8 when `pending` continuation bytes are owed."""
+        """[8, V]: the token keeps the text valid UTF-8 from each decoder state (see utf8_advance)."""
         ok: BoolArray = self.utf8_end >= 0
         ok.flags.writeable = False
         return ok
+
+    @cached_property
+    def ascii_table(self) -> tuple[IntArray, npt.NDArray[np.uint8], IntArray]:
+        """(ids, bytes padded with 0x80, lengths) of the pure-ASCII tokens up to 32 bytes long.
+
+        Why: character-class scans of these tokens vectorise as one lookup-table gather, leaving
+        only the few non-ASCII or very long tokens to Python.
+        """
+        ids = [i for i, b in enumerate(self.token_bytes) if b and len(b) <= 32 and b.isascii()]
+        arr = np.asarray(ids, dtype=np.int64)
+        lengths = self.lengths[arr]
+        width = int(lengths.max(initial=0)) + 1
+        flat = np.frombuffer(b"".join(self.token_bytes[i] for i in ids) + b"\x80", dtype=np.uint8)
+        starts = np.zeros(len(ids), dtype=np.int64)
+        if len(ids):
+            starts[1:] = np.cumsum(lengths[:-1])
+        cols = np.arange(width, dtype=np.int64)
+        inside = cols[None, :] < lengths[:, None]
+        pos = np.where(inside, starts[:, None] + cols[None, :], len(flat) - 1)
+        return arr, flat[pos], lengths
 
     @cached_property
     def continuation_ids(self) -> IntArray:
@@ -242,10 +301,15 @@ class TokenIndex:
                 ids = _encode(tokenizer, data.decode("utf-8"))
             except (UnicodeDecodeError, TypeError, ValueError):
                 ids = None
-            if ids is not None and all(0 <= i < self.vocab_size for i in ids):
-                if b"".join(self.token_bytes[i] for i in ids) == data and all(self.token_bytes[i] for i in ids):
-                    return ids
+            if ids is not None and self._spells(ids, data):
+                return ids
         return self._longest_match(data)
+
+    def _spells(self, ids: list[int], data: bytes) -> bool:
+        """The ids are ordinary tokens whose bytes concatenate to exactly `data`."""
+        if not all(0 <= i < self.vocab_size and self.token_bytes[i] for i in ids):
+            return False
+        return b"".join(self.token_bytes[i] for i in ids) == data
 
     def _longest_match(self, data: bytes) -> list[int] | None:
         """Shortest-token-count split of `data` into vocabulary tokens (DP over byte positions)."""
@@ -334,10 +398,8 @@ def _get_vocab(tokenizer: Any) -> dict[str, int] | None:
 def _vocab_size(tokenizer: Any, vocab: dict[str, int] | None) -> int:
     """len(tokenizer) for HF tokenizers (includes added tokens), else max id + 1."""
     sizes = [max(vocab.values()) + 1] if vocab else []
-    try:
+    with contextlib.suppress(TypeError):
         sizes.append(len(tokenizer))
-    except TypeError:
-        pass
     get_size = getattr(tokenizer, "get_vocab_size", None)
     if get_size is not None:
         sizes.append(int(get_size(with_added_tokens=True)))

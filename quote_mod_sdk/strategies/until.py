@@ -2,9 +2,9 @@
 
 Data flow: states are tuples
     (START, node)           inside the start literal (a one-string `ByteTrie`; forced text)
-    (BODY, ac, pending)     free text; `ac` = `EndMatcher` state, `pending` = UTF-8 bytes owed
+    (BODY, ac, utf8)        free text; `ac` = `EndMatcher` state, `utf8` = UTF-8 decoder state
     (DONE, end_len)         the end marker was emitted (it was `end_len` bytes long)
-The body mask is `utf8_ok[pending]` (precomputed per tokenizer) minus the few tokens that would
+The body mask is `utf8_ok[utf8]` (precomputed per tokenizer) minus the few tokens that would
 complete the end marker before their last byte (precomputed per matcher state at compile time), so
 a cold mask is one copy plus a small scatter and a warm one is a dict hit.
 """
@@ -40,6 +40,7 @@ class CompiledUntil(CompiledStrategy):
             if index.tokenize_literal(literal) is None:
                 raise StrategyError(f"the tokenizer cannot spell {literal.decode('utf-8')!r}")
         self.matcher = EndMatcher(patterns, index)
+        index.utf8_ok  # noqa: B018 (build the per-tokenizer UTF-8 table now, not on the first mask)
 
     def initial_state(self) -> State:
         return (START, 0) if self.start_trie is not None else (BODY, 0, 0)
@@ -53,13 +54,13 @@ class CompiledUntil(CompiledStrategy):
                 return None
             return (BODY, 0, 0) if self.start_trie.terminal[node] >= 0 else (START, node)
         if phase == BODY:
-            pending = utf8_advance(state[2], data)
-            if pending < 0:
+            utf8 = utf8_advance(state[2], data)
+            if utf8 < 0:
                 return None
             ac, end_len = self.matcher.run(state[1], data)
             if ac == EndMatcher.MATCH:
                 return (DONE, end_len) if end_len > 0 else None
-            return (BODY, ac, pending)
+            return (BODY, ac, utf8)
         return None
 
     def mask_key(self, state: State) -> Hashable:
@@ -71,7 +72,7 @@ class CompiledUntil(CompiledStrategy):
             assert self.start_trie is not None
             return self.mask_from_ids(self.start_trie.token_ids(state[1]))
         if phase == BODY:
-            mask = self.index.utf8_ok[state[2]].copy()
+            mask: BoolArray = self.index.utf8_ok[state[2]].copy()
             mask[self.matcher.bad_ids[state[1]]] = False
             return mask
         return self._empty.copy()

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from quote_serving.api.context import ServingContext
 from quote_serving.api.errors import error_body, install_error_handlers
-from quote_serving.api.routes import chat, completions, health, models, mods, traces
+from quote_serving.api.observability import install_observability
+from quote_serving.api.routes import chat, completions, health, metrics, models, mods, timeline, traces
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 __all__ = ["BodyLimit", "create_app"]
 
@@ -54,18 +59,22 @@ class _TooLarge(Exception):
     pass
 
 
-def create_app(ctx: ServingContext) -> FastAPI:
+def create_app(ctx: ServingContext, *, tracer_provider: TracerProvider | None = None) -> FastAPI:
+    """The app around `ctx`; tracing follows OTEL_* unless a `tracer_provider` is given."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not ctx.runtime.healthy:
             ctx.runtime.start()
         yield
         ctx.runtime.stop()
+        observability.close()
 
     app = FastAPI(title="Quote", version="0.1.0", lifespan=lifespan)
     app.state.quote = ctx
     install_error_handlers(app)
-    for module in (chat, completions, models, mods, traces, health):
+    observability = install_observability(app, ctx, tracer_provider=tracer_provider)
+    for module in (chat, completions, models, mods, traces, health, metrics, timeline):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, limit=ctx.settings.max_request_bytes)
     return app

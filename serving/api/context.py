@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from quote_serving.mods.store import LocalModStore
+from quote_serving.mods.source import ModSource
 from quote_serving.runtime.mod_runtime import ModRuntime
 from quote_serving.settings import ServeSettings
 
@@ -22,7 +22,7 @@ class ServingContext:
     model_name: str
     runtime: ModRuntime
     tokenizer: Any
-    mods: LocalModStore
+    mods: ModSource
     settings: ServeSettings
     context_window: int
     created: int

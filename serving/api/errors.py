@@ -17,9 +17,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 __all__ = [
     "BadRequestError",
+    "ForbiddenError",
     "ModRequestError",
     "NotFoundError",
     "QuoteAPIError",
+    "UpstreamError",
     "error_body",
     "install_error_handlers",
 ]
@@ -59,6 +61,20 @@ class ModRequestError(QuoteAPIError):
 
     status_code = 422
     error_type = "mod_error"
+
+
+class ForbiddenError(QuoteAPIError):
+    """The caller may not use this (e.g. a mod whose signature is not trusted)."""
+
+    status_code = 403
+    error_type = "permission_error"
+
+
+class UpstreamError(QuoteAPIError):
+    """A service this server depends on (the registry) failed or is unreachable."""
+
+    status_code = 502
+    error_type = "server_error"
 
 
 class PayloadTooLargeError(QuoteAPIError):

@@ -5,11 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from quote_registry.client import RegistryClientError
 from quote_serving.api.context import ServingContext
-from quote_serving.api.errors import BadRequestError, NotFoundError
+from quote_serving.api.errors import BadRequestError, ForbiddenError, NotFoundError, UpstreamError
 from quote_serving.api.model_names import ModelRef, UnknownModelError, parse_model
 from quote_serving.api.schemas import ChatCompletionRequest, CompletionRequest
 from quote_serving.engine.sampling import SamplingParams
+from quote_serving.mods.registry_source import ModRejectedError
 from quote_serving.mods.store import UnknownModError
 from quote_serving.runtime.requests import GenerationRequest
 
@@ -31,6 +33,10 @@ def resolve_model(ctx: ServingContext, model: str) -> tuple[ModelRef, Mod | None
         return ref, ctx.mods.resolve(ref.mod, ref.ref).mod
     except UnknownModError as exc:
         raise NotFoundError(str(exc), param="model", code="mod_not_found") from exc
+    except ModRejectedError as exc:
+        raise ForbiddenError(str(exc), param="model", code="mod_signature_rejected") from exc
+    except RegistryClientError as exc:
+        raise UpstreamError(f"the mod registry failed: {exc.message}", code="registry_unavailable") from exc
 
 
 def _chat_prompt(ctx: ServingContext, body: ChatCompletionRequest) -> list[int]:

@@ -34,9 +34,12 @@ class ModVersion:
     mod: Mod
     created: float
     bundle: dict[str, Any] = field(repr=False, compare=False)
+    signed: bool = False
 
 
 class LocalModStore:
+    dev_mode = True  # bundles POSTed here are unsigned by design
+
     def __init__(self) -> None:
         self._versions: dict[str, dict[str, ModVersion]] = {}
         self._loaded: dict[str, Mod] = {}
@@ -48,7 +51,7 @@ class LocalModStore:
         digest = bundle_digest(spec)
         name = spec["name"]
         with self._lock:
-            versions = self._versions.setdefault(name, {})
+            versions = self._versions.get(name, {})
             same = next((v for v in versions.values() if v.digest == digest and version in (None, v.version)), None)
             if same is not None:
                 return same, False

@@ -12,6 +12,10 @@ Data flow (one engine thread):
       │ publish a Snapshot per request; finished ones leave the batch             │
       └────────────────────────────────────────────────────────────────────────────┘
 
+Each request carries `RequestTimings` (stamped here: a few integers per step) and the runtime
+tells its `observers` (tracing, metrics; see `runtime/observers.py`) when a request is
+submitted, admitted, has its first token, and is finished.
+
 Requests join and leave between steps. A mod only ever sees its own request's events (each
 `Generation` holds its own mod); a mod failure ends only its own request (the SDK loop turns it
 into an error); mod calls run under `ModBudget`. The runtime knows nothing about HTTP.
@@ -24,6 +28,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +36,7 @@ import torch
 from quote_serving.engine.port import EngineBackend, EngineError
 from quote_serving.engine.sampling import SamplingParams, sample
 from quote_serving.runtime.budget import ModBudget
+from quote_serving.runtime.observers import RuntimeObserver, notify
 from quote_serving.runtime.requests import RequestHandle, Snapshot
 from quote_serving.runtime.traces import StoredTrace, TraceStore
 
@@ -70,6 +76,7 @@ class ModRuntime:
         model_name: str,
         settings: RuntimeSettings | None = None,
         traces: TraceStore | None = None,
+        observers: Sequence[RuntimeObserver] = (),
     ) -> None:
         self.backend = backend
         self.tokenizer = tokenizer
@@ -77,6 +84,7 @@ class ModRuntime:
         self.settings = settings or RuntimeSettings()
         self.traces = traces or TraceStore()
         self.budget = ModBudget(self.settings.mod_budget_ms)
+        self.observers: list[RuntimeObserver] = list(observers)  # append before start()
         self._pending: queue.SimpleQueue[RequestHandle] = queue.SimpleQueue()
         self._live: dict[str, _Live] = {}
         self._wake = threading.Event()
@@ -104,6 +112,9 @@ class ModRuntime:
         return len(self._live) + self._pending.qsize()
 
     def submit(self, handle: RequestHandle) -> RequestHandle:
+        handle.timings.submitted_ns = time.time_ns()
+        if self.observers:  # before the engine can see it: observers capture the caller's context
+            notify(self.observers, "on_submitted", handle)
         self._pending.put(handle)
         self._wake.set()
         return handle
@@ -132,6 +143,8 @@ class ModRuntime:
             if handle.cancelled:
                 continue
             live = self._start(handle)
+            if self.observers:
+                notify(self.observers, "on_admitted", handle)
             if live.gen.finished:
                 self._complete(live)
             else:
@@ -149,27 +162,42 @@ class ModRuntime:
             messages=req.messages,
             invoke=self.budget,
         )
+        handle.timings.admitted_ns = time.time_ns()
         gen.prefill()
         return _Live(gen, handle, req.sampling, req.sampling.new_generator(), self.model_name)
 
     def _step(self) -> None:
-        lives = [live for live in self._live.values() if not self._drop_cancelled(live)]
+        lives = [live for live in list(self._live.values()) if not self._drop_cancelled(live)]
         lives = [live for live in lives if self._sync(live)]
         if not lives:
             return
         for live in lives:
             live.gen.low_water = len(live.gen.output)
         logits = self.backend.forward([live.gen.request_id for live in lives])
+        forwarded = time.time_ns()
         self.steps += 1
         plans = [(live, live.gen.forward_pass(logits[i])) for i, live in enumerate(lives)]
         to_sample = [(live, plan) for live, plan in plans if plan is not None]
         if to_sample:
             self._sample(to_sample, logits)
+        ended = time.time_ns()
         for live in lives:
+            self._stamp(live, forwarded, ended)
             if live.gen.finished:
                 self._complete(live)
             else:
                 live.handle.publish(self._snapshot(live))
+
+    def _stamp(self, live: _Live, forwarded: int, ended: int) -> None:
+        """Record when this step ended (and, the first time, prefill and first token)."""
+        timings = live.handle.timings
+        timings.step_end_ns.append(ended)
+        if timings.prefilled_ns is None:
+            timings.prefilled_ns = forwarded
+        if timings.first_token_ns is None and live.gen.output:
+            timings.first_token_ns = ended
+            if self.observers:
+                notify(self.observers, "on_first_token", live.handle)
 
     def _sync(self, live: _Live) -> bool:
         """Bring the backend's copy of this sequence up to the request's tokens."""
@@ -221,8 +249,12 @@ class ModRuntime:
             with contextlib.suppress(EngineError):
                 self.backend.remove_sequence(live.gen.request_id)
         tenant = live.handle.request.tenant
+        live.handle.timings.finished_ns = time.time_ns()
         self.traces.put(StoredTrace(live.gen.trace, live.model, tenant, time.time()))
         live.handle.trace = live.gen.trace
+        if self.observers:  # before publishing: a client that has its answer finds it counted
+            kind = error[1] if error else (live.gen.error.kind if live.gen.error else None)
+            notify(self.observers, "on_finished", live.handle, live.gen.trace, kind)
         live.handle.publish(self._snapshot(live, error))
 
     @staticmethod

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from quote_serving.engine.sampling import SamplingParams
+from quote_serving.runtime.observers import RequestTimings
 
 from quote_mod_sdk.generation import GenerationParams, RequestTrace
 from quote_mod_sdk.mod import Mod
@@ -31,6 +32,10 @@ class GenerationRequest:
     messages: list[dict[str, Any]] | None = None
     tenant: str | None = None
     logprobs: bool = False  # return per-token logprobs to the client (the trace always has top-k)
+    # The caller's W3C trace context ({"traceparent": ..., "tracestate": ...}), so the request's span
+    # is a child of the caller's; a plain carrier keeps the runtime free of any tracing library.
+    trace_context: dict[str, str] | None = None
+    mod_version: str | None = None  # the resolved version of `mod`, when the resolver knows it
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,7 @@ class RequestHandle:
         self._low_water: int | None = None  # min over snapshots published since the last read
         self.cancelled = False
         self.trace: RequestTrace | None = None
+        self.timings = RequestTimings()  # stamped by the runtime; read by observers
 
     # engine thread
     def publish(self, snapshot: Snapshot) -> None:

@@ -7,8 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
+from quote_registry.client import RegistryClientError
 from quote_serving.api.context import Ctx
-from quote_serving.api.errors import BadRequestError, NotFoundError, QuoteAPIError
+from quote_serving.api.errors import BadRequestError, NotFoundError, QuoteAPIError, UpstreamError
 from quote_serving.mods.store import ModConflictError, ModVersion, UnknownModError
 
 from quote_mod_sdk.errors import QuoteModError
@@ -22,6 +23,16 @@ class ConflictError(QuoteAPIError):
     error_type = "invalid_request_error"
 
 
+class _RelayedError(QuoteAPIError):
+    """A registry refusal (bad signature, bad semver, …) passed on with its own status."""
+
+    error_type = "invalid_request_error"
+
+    def __init__(self, status: int, message: str, code: str | None) -> None:
+        super().__init__(message, code=code)
+        self.status_code = status
+
+
 def _describe(ctx_model: str, version: ModVersion) -> dict[str, Any]:
     return {
         "object": "mod",
@@ -32,7 +43,7 @@ def _describe(ctx_model: str, version: ModVersion) -> dict[str, Any]:
         "created": int(version.created),
         "model": f"{ctx_model}/{version.name}",
         "max_backtrack": version.mod.max_backtrack,
-        "signed": False,
+        "signed": version.signed,
     }
 
 
@@ -45,6 +56,10 @@ async def register_mod(ctx: Ctx, payload: Annotated[Any, Body()]) -> Any:
         entry, created = ctx.mods.register(payload, None if version is None else str(version))
     except ModConflictError as exc:
         raise ConflictError(str(exc), param="version", code="version_exists") from exc
+    except RegistryClientError as exc:
+        if 400 <= exc.status < 500:
+            raise _RelayedError(exc.status, exc.message, exc.code) from exc
+        raise UpstreamError(f"the mod registry failed: {exc.message}", code="registry_unavailable") from exc
     except QuoteModError as exc:
         raise BadRequestError(f"invalid mod bundle: {exc}", code="invalid_mod") from exc
     except Exception as exc:

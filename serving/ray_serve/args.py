@@ -1,0 +1,125 @@
+"""The application's arguments: what `serveConfigV2` / `serve run` pass to `app_builder`.
+
+One model per application. Every knob of the three deployments lives here, validated once, so a
+typo in a Kubernetes operator's generated config fails the deploy instead of being ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["QuoteAppArgs"]
+
+
+class QuoteAppArgs(BaseModel):
+    """Arguments of `quote_serving.ray_serve.app:app_builder` (the `args:` of a Serve config)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # -- the model ------------------------------------------------------------------------------
+    model: str | None = Field(None, description="Hugging Face id or local path; None: the offline tiny model")
+    served_model_name: str | None = Field(None, description="Name clients send as `model`; default: the model id")
+    device: str | None = Field(None, description="torch device of engine replicas; default: CUDA when present")
+    dtype: str | None = Field(None, description="auto, float32, float16 or bfloat16; default as `load_model`")
+
+    # -- engine autoscaling (Serve's autoscaling_config of the engine deployment) ---------------
+    min_replicas: int = Field(1, ge=0, description="0 allows scaling to zero (the next request waits a cold start)")
+    max_replicas: int = Field(1, ge=1)
+    initial_replicas: int | None = Field(None, ge=0, description="replicas at deploy time; default min_replicas")
+    target_ongoing_requests: float = Field(
+        8.0, gt=0, description="requests per engine replica Serve aims for; below max_batch so batches have room"
+    )
+    upscale_delay_s: float = Field(30.0, ge=0, description="sustained overload before adding replicas, seconds")
+    downscale_delay_s: float = Field(600.0, ge=0, description="sustained underload before removing one, seconds")
+    downscale_to_zero_delay_s: float | None = Field(None, ge=0, description="idle time before 1 → 0; default above")
+    look_back_period_s: float = Field(30.0, gt=0, description="window the load is averaged over, seconds")
+    metrics_interval_s: float = Field(10.0, gt=0, description="how often replicas report their load, seconds")
+
+    # -- engine replicas ------------------------------------------------------------------------
+    num_cpus_per_replica: float = Field(1.0, ge=0, description="Ray CPUs reserved by one engine replica")
+    num_gpus_per_replica: float = Field(0.0, ge=0, description="Ray GPUs reserved by one engine replica")
+    torch_threads: int | None = Field(
+        None, ge=1, description="torch intra-op threads per replica; default: its CPUs (replicas must not share)"
+    )
+    max_batch: int = Field(32, ge=1, description="requests sharing one batched forward pass")
+    max_ongoing_requests: int | None = Field(
+        None, ge=1, description="requests Serve sends one engine replica at once; default max_batch"
+    )
+    mod_budget_ms: float = Field(2000.0, gt=0, description="time budget of one mod call, milliseconds")
+    stream_interval_s: float = Field(
+        0.02, ge=0, description="at most one snapshot per request per interval crosses the Ray hop (coalesced)"
+    )
+    graceful_shutdown_timeout_s: float = Field(
+        60.0, ge=0, description="a draining replica waits this long for its running requests before it stops"
+    )
+    health_check_period_s: float = Field(10.0, gt=0)
+    health_check_timeout_s: float = Field(30.0, gt=0)
+
+    # -- ingress (OpenAI API) -------------------------------------------------------------------
+    ingress_replicas: int = Field(1, ge=1, description="OpenAI API replicas (tokenise, stream, hold back)")
+    ingress_num_cpus: float = Field(0.0, ge=0, description="Ray CPUs reserved per ingress replica")
+    ingress_max_ongoing_requests: int = Field(256, ge=1, description="HTTP requests one ingress replica holds")
+    max_request_bytes: int = Field(1 << 20, ge=1024)
+    max_tokens_default: int = Field(256, ge=1)
+    trace_top_k: int = Field(5, ge=0, le=20)
+
+    # -- mods -----------------------------------------------------------------------------------
+    registry_url: str | None = Field(
+        None, description="mod registry (API key: QUOTE_REGISTRY_API_KEY on the pods); None: the app's own store"
+    )
+    dev_mode: bool | None = Field(None, description="accept unsigned mods; default: on without a registry only")
+    mod_alias_ttl_s: float = Field(
+        1.0, ge=0, description="how stale `<mod>` (latest) may be on an ingress that did not publish it, seconds"
+    )
+
+    @model_validator(mode="after")
+    def _replicas_in_order(self) -> QuoteAppArgs:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError(f"max_replicas ({self.max_replicas}) must be >= min_replicas ({self.min_replicas})")
+        if self.initial_replicas is not None and not self.min_replicas <= self.initial_replicas <= self.max_replicas:
+            raise ValueError("initial_replicas must lie between min_replicas and max_replicas")
+        return self
+
+    @property
+    def engine_threads(self) -> int:
+        return self.torch_threads or max(1, int(self.num_cpus_per_replica))
+
+    def autoscaling_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = {
+            "min_replicas": self.min_replicas,
+            "max_replicas": self.max_replicas,
+            "target_ongoing_requests": self.target_ongoing_requests,
+            "upscale_delay_s": self.upscale_delay_s,
+            "downscale_delay_s": self.downscale_delay_s,
+            "look_back_period_s": self.look_back_period_s,
+            "metrics_interval_s": self.metrics_interval_s,
+        }
+        if self.initial_replicas is not None:
+            config["initial_replicas"] = self.initial_replicas
+        if self.downscale_to_zero_delay_s is not None:
+            config["downscale_to_zero_delay_s"] = self.downscale_to_zero_delay_s
+        return config
+
+    def engine_options(self) -> dict[str, Any]:
+        """`Deployment.options(...)` of the engine deployment."""
+        actor: dict[str, Any] = {"num_cpus": self.num_cpus_per_replica}
+        if self.num_gpus_per_replica:
+            actor["num_gpus"] = self.num_gpus_per_replica
+        return {
+            "autoscaling_config": self.autoscaling_config(),
+            "ray_actor_options": actor,
+            "max_ongoing_requests": self.max_ongoing_requests or self.max_batch,
+            "graceful_shutdown_timeout_s": self.graceful_shutdown_timeout_s,
+            "health_check_period_s": self.health_check_period_s,
+            "health_check_timeout_s": self.health_check_timeout_s,
+        }
+
+    def ingress_options(self) -> dict[str, Any]:
+        return {
+            "num_replicas": self.ingress_replicas,
+            "ray_actor_options": {"num_cpus": self.ingress_num_cpus},
+            "max_ongoing_requests": self.ingress_max_ongoing_requests,
+            "graceful_shutdown_timeout_s": self.graceful_shutdown_timeout_s,
+        }

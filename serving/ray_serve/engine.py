@@ -1,0 +1,127 @@
+"""`QuoteEngine`: the engine deployment; one replica = one model copy, its ModRuntime, its mods.
+
+    EngineRequest (from the ingress, via a DeploymentHandle stream)
+      ─► mod: cached by digest, or resolved (name, version) from the application's mod source,
+         checked against the ingress's digest, loaded once
+      ─► RequestHandle ─► ModRuntime.submit (continuous batching with every other request here)
+      ─► snapshots, coalesced to at most one per `stream_interval_s` ─► EngineUpdate stream
+    the stream is cancelled (client gone, ingress cut off) ─► the request leaves the batch
+
+Serve scales replicas with `autoscaling_config`, calls `check_health` (a dead engine thread marks
+the replica unhealthy and Serve replaces it) and drains a stopping replica: no new requests, the
+running ones finish (up to `graceful_shutdown_timeout_s`), then `__del__` stops the engine thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import AsyncIterator
+
+import torch
+from quote_serving.engine.embedded import EmbeddedBackend
+from quote_serving.models.loader import load_model
+from quote_serving.ray_serve.args import QuoteAppArgs
+from quote_serving.ray_serve.mod_refs import EngineMods
+from quote_serving.ray_serve.sources import mod_source_for
+from quote_serving.ray_serve.wire import EngineRequest, EngineUpdate, ModRef, to_generation_request
+from quote_serving.runtime.mod_runtime import ModRuntime, RuntimeSettings
+from quote_serving.runtime.requests import RequestHandle, Snapshot
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from quote_mod_sdk.mod import Mod
+
+__all__ = ["EngineUnhealthyError", "QuoteEngine", "coalesced"]
+
+logger = logging.getLogger(__name__)
+
+
+class EngineUnhealthyError(RuntimeError):
+    """Raised by `check_health` when the engine thread has stopped; Serve replaces the replica."""
+
+
+class QuoteEngine:
+    """Serve deployment class; the app builder applies its options (autoscaling, resources)."""
+
+    def __init__(self, args: QuoteAppArgs, mod_store: DeploymentHandle) -> None:
+        torch.set_num_threads(args.engine_threads)  # replicas sharing a node must not share cores
+        loaded = load_model(args.model, device=args.device, dtype=args.dtype)
+        name = args.served_model_name or loaded.model_id
+        backend = EmbeddedBackend(loaded.model, max_sequences=args.max_batch)
+        settings = RuntimeSettings(max_batch=args.max_batch, mod_budget_ms=args.mod_budget_ms)
+        self._runtime = ModRuntime(backend, loaded.tokenizer, model_name=name, settings=settings)
+        self._runtime.start()
+        self._mods = EngineMods(mod_source_for(args, mod_store))
+        self._interval = args.stream_interval_s
+        context = serve.get_replica_context()
+        self.replica = f"{context.app_name}#{context.deployment}#{context.replica_tag}"
+        logger.info("engine replica %s serves %s with %d torch threads", self.replica, name, args.engine_threads)
+
+    async def generate(self, request: EngineRequest) -> AsyncIterator[EngineUpdate]:
+        """Run one request; streams its snapshots. Cancelling the stream drops the request."""
+        try:
+            mod = await self._mod(request.mod)
+        except Exception as exc:  # a mod's import-time code may raise anything: that is its request's error
+            logger.warning("request %s: mod %s failed to load: %s", request.request_id, request.mod, exc)
+            yield EngineUpdate(_mod_load_failed(request, exc), self.replica)
+            return
+        handle = RequestHandle(to_generation_request(request, mod), asyncio.get_running_loop())
+        self._runtime.submit(handle)
+        try:
+            async for snapshot in coalesced(handle, self._interval):
+                if snapshot.finished:
+                    yield EngineUpdate(snapshot, self.replica, handle.trace, handle.timings)
+                else:
+                    yield EngineUpdate(snapshot, self.replica)
+        finally:
+            if not handle.snapshot.finished:
+                handle.cancel()
+
+    def check_health(self) -> None:
+        if not self._runtime.healthy:
+            raise EngineUnhealthyError(f"engine replica {self.replica}: the engine thread has stopped")
+
+    def __del__(self) -> None:
+        self._runtime.stop()
+
+    async def _mod(self, ref: ModRef | None) -> Mod | None:
+        if ref is None:
+            return None
+        return self._mods.cached(ref) or await asyncio.to_thread(self._mods.get, ref)
+
+
+async def coalesced(handle: RequestHandle, interval: float) -> AsyncIterator[Snapshot]:
+    """The handle's snapshots, at most one per `interval` seconds (the last one always).
+
+    Each crosses the Ray hop, so a fast engine would otherwise send one per step. Merged snapshots
+    keep the lowest `low_water` among them: backtracks are never hidden from the stream cursor.
+    """
+    loop = asyncio.get_running_loop()
+    due = loop.time()
+    while True:
+        snapshot = await handle.next_snapshot()
+        published = handle.snapshot
+        delay = due - loop.time()
+        if not snapshot.finished and delay > 0:
+            await asyncio.sleep(delay)
+            if handle.snapshot is not published:
+                newer = await handle.next_snapshot()
+                snapshot = dataclasses.replace(newer, low_water=min(snapshot.low_water, newer.low_water))
+        yield snapshot
+        if snapshot.finished:
+            return
+        due = loop.time() + interval
+
+
+def _mod_load_failed(request: EngineRequest, exc: Exception) -> Snapshot:
+    name = request.mod.name if request.mod else None
+    return Snapshot(
+        finished=True,
+        finish_reason="error",
+        error=f"mod {name!r} could not be loaded on the engine replica: {type(exc).__name__}: {exc}",
+        error_kind="mod_load_failed",
+        prompt_tokens=len(request.prompt_tokens),
+        text="",
+    )
