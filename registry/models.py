@@ -89,7 +89,7 @@ class ModVersion(Base):
     mod_id: Mapped[int] = mapped_column(ForeignKey("mods.id", ondelete="CASCADE"), index=True)
     version: Mapped[str] = mapped_column(String(64))
     digest: Mapped[str] = mapped_column(String(80), index=True)
-    bundle: Mapped[str] = mapped_column(Text)  # canonical JSON
+    bundle: Mapped[str] = mapped_column(Text, deferred=True)  # canonical JSON; loaded only when resolved
     size: Mapped[int] = mapped_column(Integer)
     sdk_version: Mapped[str] = mapped_column(String(32), default="")
     signature: Mapped[str | None] = mapped_column(String(128))

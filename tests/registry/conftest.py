@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
-import subprocess
-import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +14,7 @@ import pytest
 import uvicorn
 from quote_registry.api.app import create_registry_app
 from quote_registry.db import make_engine, make_sessionmaker, transaction
+from quote_registry.devdb import PostgresUnavailable, create_database, postgres_cluster
 from quote_registry.migrate import upgrade
 from quote_registry.services import tenants
 from quote_registry.settings import RegistrySettings
@@ -32,45 +28,14 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _as_postgres_user() -> list[str]:
-    # initdb refuses to run as root; CI runs as root, so drop to the postgres account there.
-    return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-
-
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     """A PostgreSQL server of our own on 127.0.0.1; yields a URL prefix without a database name."""
-    if not (shutil.which("initdb") and shutil.which("pg_ctl")):
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not on PATH; install postgresql")
-    root = Path(tempfile.mkdtemp(prefix="quote-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres", "postgres")
-    data, port, prefix = root / "data", _free_port(), _as_postgres_user()
-    subprocess.run(
-        [*prefix, "initdb", "-D", str(data), "-U", "quote", "--auth=trust", "-E", "UTF8"],
-        check=True,
-        capture_output=True,
-    )
-    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-    subprocess.run(
-        [*prefix, "pg_ctl", "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start"],
-        check=True,
-        capture_output=True,
-    )
     try:
-        yield f"postgresql+psycopg://quote@127.0.0.1:{port}"
-    finally:
-        subprocess.run([*prefix, "pg_ctl", "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def _new_postgres_db(server: str) -> str:
-    import psycopg
-
-    name = f"t_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server.replace("postgresql+psycopg", "postgresql") + "/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return f"{server}/{name}"
+        with postgres_cluster() as server:
+            yield server
+    except PostgresUnavailable as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -79,7 +44,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'registry.db'}"
     else:
-        url = _new_postgres_db(request.getfixturevalue("postgres_server"))
+        url = create_database(request.getfixturevalue("postgres_server"))
     upgrade(url)
     return url
 
