@@ -57,11 +57,11 @@ class Mod:
         if max_backtrack is not None and max_backtrack < 0:
             raise QuoteModError(f"max_backtrack must be >= 0 or None, got {max_backtrack}")
         self.fn = fn
-        self.name = name or getattr(fn, "__name__", "mod")
+        self.name: str = name or str(getattr(fn, "__name__", "mod"))
         self.max_backtrack = max_backtrack
         self.description = description if description is not None else (inspect.getdoc(fn) or "")
         self._arity = _handler_arity(fn)
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
 
     def __call__(self, event: Any, actions: ActionBuilder | None = None, tokenizer: Any = None) -> Action:
         builder = actions if actions is not None else ACTIONS

@@ -59,12 +59,12 @@ def serialize_mod(
     except (OSError, TypeError):
         source = None
     label = getattr(fn, "name", None) or getattr(target, "__name__", repr(fn))
-    if not source:
+    if not source or module is None or not path:
         raise SerializationError(
             f"cannot serialize mod {label!r}: its source is not retrievable (defined interactively, "
             "via exec, or in a compiled module); define it in a .py file and import it"
         )
-    module_name = Path(path).stem if module is not None and module.__name__ == "__main__" else module.__name__
+    module_name = Path(path).stem if module.__name__ == "__main__" else module.__name__
     entrypoint = _entrypoint_name(module, fn, target)
     mod_obj = as_mod(fn)
     bundle: dict[str, Any] = {

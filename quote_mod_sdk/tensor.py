@@ -40,7 +40,7 @@ class LogitsArray(np.ndarray):
 def to_numpy(value: Any) -> np.ndarray:
     """A numpy copy of a torch tensor or array-like."""
     if hasattr(value, "detach"):
-        return value.detach().float().cpu().numpy().copy()
+        return np.array(value.detach().float().cpu().numpy(), copy=True)
     return np.array(value, copy=True)
 
 
@@ -51,7 +51,7 @@ def _torch_row_class() -> type:
     class LogitsTensor(torch.Tensor):
         """A torch logits row with `.to_numpy()`; every other op returns a plain tensor."""
 
-        __torch_function__ = torch._C._disabled_torch_function_impl
+        __torch_function__ = torch._C._disabled_torch_function_impl  # type: ignore[assignment]
 
         def to_numpy(self) -> np.ndarray:
             return to_numpy(self.as_subclass(torch.Tensor))

@@ -25,7 +25,7 @@ from .token_index import BoolArray, TokenIndex, split_utf8_tail
 State = Any
 
 
-from quote_mod_sdk.errors import StrategyError  # noqa: E402 - one exception tree for the whole SDK
+from quote_mod_sdk.errors import StrategyError as StrategyError  # re-exported: one exception tree for the SDK
 
 
 class Strategy(ABC):
