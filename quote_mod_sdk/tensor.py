@@ -48,10 +48,10 @@ def to_numpy(value: Any) -> np.ndarray:
 def _torch_row_class() -> type:
     import torch
 
-    class LogitsTensor(torch.Tensor):
+    class LogitsTensor(torch.Tensor):  # type: ignore[misc, unused-ignore]  # Any when torch is absent
         """A torch logits row with `.to_numpy()`; every other op returns a plain tensor."""
 
-        __torch_function__ = torch._C._disabled_torch_function_impl  # type: ignore[assignment]
+        __torch_function__ = torch._C._disabled_torch_function_impl  # type: ignore[assignment, unused-ignore]
 
         def to_numpy(self) -> np.ndarray:
             return to_numpy(self.as_subclass(torch.Tensor))

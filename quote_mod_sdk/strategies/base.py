@@ -20,12 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from quote_mod_sdk.errors import StrategyError as StrategyError  # re-exported: one exception tree
+
 from .token_index import BoolArray, TokenIndex, split_utf8_tail
 
 State = Any
-
-
-from quote_mod_sdk.errors import StrategyError as StrategyError  # re-exported: one exception tree for the SDK
 
 
 class Strategy(ABC):
