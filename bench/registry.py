@@ -16,14 +16,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import uvicorn
-
-from quote_mod_sdk import keygen
 from quote_registry.api.app import create_registry_app
 from quote_registry.client import RegistryClient
 from quote_registry.devdb import create_database, postgres_cluster
 from quote_registry.migrate import upgrade
 from quote_registry.settings import RegistrySettings
 from quote_serving.mods.registry_source import RegistryModSource
+
+from quote_mod_sdk import keygen
 
 ADMIN = "qk_benchadmin_" + "b" * 40
 SOURCE = "from quote_mod_sdk import mod\n\n@mod\ndef m(event, actions):\n    return None\n"
@@ -63,9 +63,17 @@ def main() -> None:
         n = 200
         started = time.perf_counter()
         with ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda i: RegistryClient(base, key_info["key"]).publish(
-                f"mod{i % 20}", f"1.0.{i}", {"language": "python", "module": "m", "entrypoint": "m", "source": SOURCE + f"# {i}\n"},
-                key=key), range(n)))
+            list(
+                pool.map(
+                    lambda i: RegistryClient(base, key_info["key"]).publish(
+                        f"mod{i % 20}",
+                        f"1.0.{i}",
+                        {"language": "python", "module": "m", "entrypoint": "m", "source": SOURCE + f"# {i}\n"},
+                        key=key,
+                    ),
+                    range(n),
+                )
+            )
         publish_s = time.perf_counter() - started
 
         database = []
@@ -84,8 +92,12 @@ def main() -> None:
         server.should_exit = True
 
     print(f"\npublish (signed, 8 concurrent clients, PostgreSQL): {n / publish_s:.0f} versions/s")
-    print(f"resolve via PostgreSQL (HTTP):  p50 {pct(database, .5):6.2f} ms  p99 {pct(database, .99):6.2f} ms  [p99 <= 20 ms]")
-    print(f"resolve cached (serving path):  p50 {pct(cached, .5):6.3f} ms  p99 {pct(cached, .99):6.3f} ms  [p99 <= 2 ms]")
+    print(
+        f"resolve via PostgreSQL (HTTP):  p50 {pct(database, 0.5):6.2f} ms  p99 {pct(database, 0.99):6.2f} ms  [p99 <= 20 ms]"
+    )
+    print(
+        f"resolve cached (serving path):  p50 {pct(cached, 0.5):6.3f} ms  p99 {pct(cached, 0.99):6.3f} ms  [p99 <= 2 ms]"
+    )
     print(f"ratio database p50 / cached p50: {statistics.median(database) / statistics.median(cached):.0f}x")
 
 
