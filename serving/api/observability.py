@@ -27,9 +27,10 @@ __all__ = ["CallerTenant", "Obs", "install_observability"]
 
 
 class ModVersionObserver(RuntimeObserver):
-    """Names the version of a request's mod when the store's default version is that very mod.
+    """Names the version of a request's mod when the local store's latest version is that very mod.
 
     Request builders do not carry the resolved version yet; a pinned older version stays unknown.
+    Only for the in-memory `LocalModStore`: a registry lookup must not run on the event loop.
     """
 
     def __init__(self, store: LocalModStore) -> None:
@@ -51,7 +52,10 @@ def install_observability(
     app: FastAPI, ctx: ServingContext, *, tracer_provider: TracerProvider | None = None
 ) -> Observability:
     obs = Observability.build(ctx.settings, model=ctx.model_name, tracer_provider=tracer_provider)
-    obs.attach(ctx.runtime, first=[ModVersionObserver(ctx.mods)] if obs.spans else None)
+    first: list[RuntimeObserver] = []
+    if obs.spans is not None and isinstance(ctx.mods, LocalModStore):
+        first.append(ModVersionObserver(ctx.mods))
+    obs.attach(ctx.runtime, first=first)
     if obs.spans is not None:
         app.add_middleware(TraceContextMiddleware)
     app.state.observability = obs

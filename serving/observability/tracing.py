@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from opentelemetry import propagate
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, SpanExporter
 from quote_serving.observability.spans import FinishedRequest, emit_request_spans
 from quote_serving.runtime.observers import RuntimeObserver
 
@@ -76,7 +76,7 @@ def _exporter_names(env: Mapping[str, str]) -> list[str]:
     return [n.strip().lower() for n in named.split(",") if n.strip() and n.strip().lower() != "none"]
 
 
-def _otlp_exporter(env: Mapping[str, str]) -> object:
+def _otlp_exporter(env: Mapping[str, str]) -> SpanExporter:
     protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", env.get("OTEL_EXPORTER_OTLP_PROTOCOL", ""))
     if protocol.strip().lower() not in _SUPPORTED_PROTOCOLS:
         raise TracingConfigError(

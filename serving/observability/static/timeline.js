@@ -4,7 +4,8 @@
 //   /v1/chat/completions  → a prompt sent from the page, streamed (SSE) into the live box; when it
 //                           ends, its trace is loaded and drawn
 //   ?trace=ID&share=TOKEN → a shared link: only that trace, read with its token, nothing else
-// Model output is always inserted as text (textContent), never as HTML.
+// Model output is always inserted as text (textContent), never as HTML. URLs are relative, so the
+// page also works where the API is mounted under a prefix (KServe's /openai).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -45,7 +46,7 @@ function showError(message) {
 async function loadList() {
   const list = $("trace-list");
   try {
-    const { data } = await api("/v1/traces?limit=100");
+    const { data } = await api("v1/traces?limit=100");
     list.replaceChildren(...data.map(listItem));
     if (!data.length) list.append(el("li", { class: "muted" }, "No requests yet."));
   } catch (err) {
@@ -68,7 +69,7 @@ async function openTrace(id) {
   showError("");
   try {
     const query = shareToken ? `?share=${encodeURIComponent(shareToken)}` : "";
-    const trace = await api(`/v1/traces/${encodeURIComponent(id)}${query}`);
+    const trace = await api(`v1/traces/${encodeURIComponent(id)}${query}`);
     render(trace);
     if (!shareToken) history.replaceState(null, "", `?trace=${encodeURIComponent(id)}`);
     for (const li of $("trace-list").children) li.classList.toggle("selected", li.dataset.id === id);
@@ -212,7 +213,7 @@ function highlightStep(step) {
 // ----- sharing -----------------------------------------------------------------------------------
 async function share() {
   try {
-    const grant = await api(`/v1/traces/${encodeURIComponent(state.trace.id)}/share`, { method: "POST" });
+    const grant = await api(`v1/traces/${encodeURIComponent(state.trace.id)}/share`, { method: "POST" });
     $("share-url").textContent = grant.url;
     $("share-url").href = grant.url;
     $("share-expiry").textContent = `valid until ${new Date(grant.expires_at * 1000).toLocaleString()}`;
@@ -224,7 +225,7 @@ async function share() {
 
 // ----- sending a prompt, streamed ---------------------------------------------------------------
 async function loadModels() {
-  const { data } = await api("/v1/models");
+  const { data } = await api("v1/models");
   const wanted = params.get("model");
   $("model").replaceChildren(...data.map((m) => el("option", { value: m.id }, m.id)));
   if (wanted && data.some((m) => m.id === wanted)) $("model").value = wanted;
@@ -259,7 +260,7 @@ async function send(event) {
 }
 
 async function stream(body) {
-  const response = await fetch("/v1/chat/completions", {
+  const response = await fetch("v1/chat/completions", {
     method: "POST",
     headers: authHeaders({ "Content-Type": "application/json" }),
     body: JSON.stringify(body),
