@@ -26,7 +26,6 @@ embedded engine serves; a remote engine backend covers the high-throughput case.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 
 import torch
@@ -170,8 +169,10 @@ class EmbeddedBackend:
     def _checked_tokens(self, seq_id: str, tokens: Sequence[int], current: int) -> list[int]:
         """Copy the tokens as ints, rejecting ids outside the vocabulary and overlong sequences."""
         try:
-            out = [operator.index(t) for t in tokens]
-        except TypeError:
+            # __index__ accepts Python/numpy ints and integer tensors, and rejects floats (same as
+            # operator.index, which the repo's own top-level `operator/` package shadows for mypy).
+            out = [t.__index__() for t in tokens]
+        except (AttributeError, TypeError):
             raise InvalidTokenError(f"sequence {seq_id!r}: token ids must be integers") from None
         if out and (min(out) < 0 or max(out) >= self.vocab_size):
             bad = next(t for t in out if not 0 <= t < self.vocab_size)
