@@ -153,7 +153,8 @@ def test_failing_mod_fails_only_its_request(http: httpx.Client, name: str, messa
         error = assert_openai_error(failed.result(), 422)
         assert name in error["message"] and message in error["message"] and error["type"] == "mod_error"
         assert all(f.result().status_code == 200 for f in others)
-        assert all(f.result().json()["usage"]["completion_tokens"] == 24 for f in others)
+        # the tiny model may sample its end token early: every request completed, none failed
+        assert all(f.result().json()["choices"][0]["finish_reason"] in ("stop", "length") for f in others)
     assert health.status_code == 200 and http.get("/healthz").status_code == 200
 
 
