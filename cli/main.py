@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -29,6 +31,11 @@ def serve(
     log_level: str = typer.Option("info", help="debug, info, warning or error"),
     ray: bool = typer.Option(
         False, "--ray", help="Run on Ray Serve instead (local Ray, or RAY_ADDRESS): autoscaled engine replicas"
+    ),
+    gateway: bool = typer.Option(
+        False,
+        "--gateway",
+        help="Enforce API keys, tenancy, limits and usage in-process (keys checked with --registry-url)",
     ),
 ) -> None:
     """Run the embedded server: OpenAI API + engine + mod store in one process (no Ray, no Kubernetes).
@@ -57,7 +64,51 @@ def serve(
         return
     settings = ServeSettings(**{k: v for k, v in given.items() if v is not None})  # unset flags leave QUOTE_* env
     application = build_embedded_app(settings)
+    if gateway:
+        _install_gateway(application, settings)
     typer.echo(f"quote serve: model {application.state.quote.model_name!r} on http://{host}:{port}/v1")
+    uvicorn.run(application, host=host, port=port, log_level=log_level)
+
+
+def _install_gateway(application: Any, settings: Any) -> None:
+    from quote_serving.gateway import GatewayConfigError, GatewaySettings, install_in_process_gateway
+
+    try:
+        given = {"registry_url": settings.registry_url, "registry_api_key": settings.registry_api_key}
+        gateway_settings = GatewaySettings(**{k: v for k, v in given.items() if v is not None})
+        install_in_process_gateway(application, application.state.quote.model_name, gateway_settings)
+    except GatewayConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+
+
+@app.command("gateway")
+def gateway_command(
+    routes: Path = typer.Option(None, "--routes", help="Route table: a YAML or JSON file"),
+    routes_dir: Path = typer.Option(None, "--routes-dir", help="Or: the operator's `quote-routes` ConfigMap, mounted"),
+    registry_url: str = typer.Option(None, envvar="QUOTE_REGISTRY_URL", help="Registry that checks API keys"),
+    registry_api_key: str = typer.Option(
+        None, envvar="QUOTE_REGISTRY_API_KEY", help="The gateway's `service` key (never logged)"
+    ),
+    redis_url: str = typer.Option(None, envvar="QUOTE_GATEWAY_REDIS_URL", help="Share limits across gateways"),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on"),
+    port: int = typer.Option(8080, help="TCP port"),
+    log_level: str = typer.Option("info", help="debug, info, warning or error"),
+) -> None:
+    """Run the multi-tenant gateway in front of serving replicas (other settings: QUOTE_GATEWAY_* env)."""
+    import uvicorn
+    from pydantic import ValidationError
+    from quote_serving.gateway import GatewayConfigError, GatewaySettings, RoutesError, create_gateway_app
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    given = {"routes": routes, "routes_dir": routes_dir, "registry_url": registry_url}
+    given |= {"registry_api_key": registry_api_key, "redis_url": redis_url, "host": host, "port": port}
+    try:
+        application = create_gateway_app(GatewaySettings(**{k: v for k, v in given.items() if v is not None}))
+    except (GatewayConfigError, RoutesError, ValidationError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+    typer.echo(f"quote gateway: {len(application.gateway.table)} models on http://{host}:{port}/v1")
     uvicorn.run(application, host=host, port=port, log_level=log_level)
 
 

@@ -70,8 +70,10 @@ class RegistryClient:
             raise RegistryClientError(response.status_code, response.text[:200]) from None
         raise RegistryClientError(response.status_code, error["message"], error.get("code"))
 
-    def resolve(self, name: str, ref: str | None = None) -> dict[str, Any]:
-        return dict(self._call("GET", f"/v1/mods/{name}/resolve", params={"ref": ref} if ref else None))
+    def resolve(self, name: str, ref: str | None = None, *, tenant: str | None = None) -> dict[str, Any]:
+        """`tenant` (service keys): resolve as that tenant sees mods (its own and public ones)."""
+        params = {k: v for k, v in (("ref", ref), ("tenant", tenant)) if v}
+        return dict(self._call("GET", f"/v1/mods/{name}/resolve", params=params or None))
 
     def list_mods(self, *, include_public: bool = False) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
@@ -107,14 +109,33 @@ class RegistryClient:
     def list_tenants(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "/v1/tenants")["data"])
 
-    def create_key(self, *, scopes: list[str], name: str = "", tenant: str | None = None) -> dict[str, Any]:
-        return dict(self._call("POST", "/v1/keys", json={"scopes": scopes, "name": name, "tenant": tenant}))
+    def create_key(
+        self, *, scopes: list[str], name: str = "", tenant: str | None = None, limits: dict[str, int] | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"scopes": scopes, "name": name, "tenant": tenant}
+        if limits is not None:
+            body["limits"] = limits
+        return dict(self._call("POST", "/v1/keys", json=body))
 
     def list_keys(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "/v1/keys")["data"])
 
     def revoke_key(self, prefix: str) -> dict[str, Any]:
         return dict(self._call("DELETE", f"/v1/keys/{prefix}"))
+
+    def set_key_limits(self, prefix: str, **limits: int | None) -> dict[str, Any]:
+        """Admin: requests_per_minute, tokens_per_minute, max_concurrent (None: the gateway's default)."""
+        return dict(self._call("PATCH", f"/v1/keys/{prefix}", json={"limits": limits}))
+
+    # usage (gateways write it, tenants and admins read it)
+    def introspect(self, key: str) -> dict[str, Any]:
+        return dict(self._call("POST", "/v1/auth/introspect", json={"key": key}))
+
+    def record_usage(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        return dict(self._call("POST", "/v1/usage", json={"records": records}))
+
+    def usage(self, *, tenant: str | None = None) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/v1/usage", params={"tenant": tenant} if tenant else None)["data"])
 
     def add_signing_key(self, public_key: str, name: str = "") -> dict[str, Any]:
         return dict(self._call("POST", "/v1/signing-keys", json={"public_key": public_key, "name": name}))

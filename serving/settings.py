@@ -36,6 +36,10 @@ class ServeSettings(BaseSettings):
         description="HMAC key of trace share links; unset: random per process in dev mode, sharing off otherwise",
     )
     share_ttl_s: int = Field(7 * 24 * 3600, ge=60, description="How long a trace share link stays valid, in seconds")
+    # Behind a gateway (QUOTE_GATEWAY_SECRET, shared with it): /v1/* only with its signed tenant header.
+    gateway_secret: SecretStr | None = Field(
+        None, min_length=32, description="HMAC key of the gateway's x-quote-tenant signatures; unset: no gateway"
+    )
 
     @model_validator(mode="after")
     def _default_dev_mode(self) -> ServeSettings:

@@ -7,7 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from quote_registry.api.deps import RegistryState
-from quote_registry.api.routes import keys, mods, tenants
+from quote_registry.api.routes import gateway, keys, mods, tenants
 from quote_registry.db import make_engine, make_sessionmaker, transaction
 from quote_registry.errors import RegistryError
 from quote_registry.services.tenants import bootstrap_admin
@@ -39,7 +39,7 @@ def create_registry_app(settings: RegistrySettings) -> FastAPI:
     app.state.registry = RegistryState(sessions, settings)
     install_error_handlers(app)
     app.add_exception_handler(RegistryError, _registry_error)
-    for module in (tenants, keys, mods):
+    for module in (tenants, keys, mods, gateway):
         app.include_router(module.router)
 
     @app.get("/healthz")

@@ -17,11 +17,43 @@ class TenantCreate(_Body):
     name: str
 
 
+class KeyLimits(_Body):
+    """Gateway limits of one key; None: the gateway's default. Only admins set them."""
+
+    requests_per_minute: int | None = Field(None, ge=1)
+    tokens_per_minute: int | None = Field(None, ge=1)
+    max_concurrent: int | None = Field(None, ge=1)
+
+
 class KeyCreate(_Body):
     name: str = ""
     scopes: list[str] = Field(default_factory=lambda: ["infer"])
     expires_at: datetime | None = None
     tenant: str | None = Field(None, description="admin only: create the key for another tenant")
+    limits: KeyLimits | None = Field(None, description="admin only: the gateway's limits for this key")
+
+
+class KeyPatch(_Body):
+    limits: KeyLimits
+
+
+class IntrospectBody(_Body):
+    key: str = Field(max_length=512)
+
+
+class UsageIn(_Body):
+    request_id: str = Field(min_length=1, max_length=128)
+    key_prefix: str = Field(min_length=1, max_length=32)
+    model: str = Field(min_length=1, max_length=256)
+    mod: str = Field("", max_length=160)
+    mod_ref: str = Field("", max_length=64)
+    prompt_tokens: int = Field(ge=0)
+    completion_tokens: int = Field(ge=0)
+    streamed: bool = False
+
+
+class UsageBatch(_Body):
+    records: list[UsageIn] = Field(max_length=1000)
 
 
 class SigningKeyCreate(_Body):
@@ -73,6 +105,28 @@ def key_out(k: ApiKey) -> dict[str, Any]:
         "created_at": _ts(k.created_at),
         "expires_at": _ts(k.expires_at),
         "revoked": k.revoked_at is not None,
+        "limits": limits_out(k),
+    }
+
+
+def limits_out(k: ApiKey) -> dict[str, int | None]:
+    return {
+        "requests_per_minute": k.requests_per_minute,
+        "tokens_per_minute": k.tokens_per_minute,
+        "max_concurrent": k.max_concurrent,
+    }
+
+
+def introspection_out(k: ApiKey) -> dict[str, Any]:
+    """What a gateway needs to admit a request: the tenant, scopes, expiry and limits; never the hash."""
+    return {
+        "object": "introspection",
+        "active": True,
+        "tenant": k.tenant.name,
+        "prefix": k.prefix,
+        "scopes": k.scopes.split(),
+        "expires_at": _ts(k.expires_at),
+        "limits": limits_out(k),
     }
 
 

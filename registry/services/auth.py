@@ -1,4 +1,9 @@
-"""API keys: random, shown once, stored as sha256, found by prefix, compared in constant time."""
+"""API keys: random, shown once, stored as sha256, found by prefix, compared in constant time.
+
+Scopes: `infer` (call models), `publish` (mods), `admin` (everything), and `service` for platform
+components — gateways and serving replicas — which introspect other keys, record usage and resolve
+mods on a tenant's behalf (`acting_for`). Only admins create admin or service keys.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,8 @@ from quote_registry.services import audit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-SCOPES = frozenset({"infer", "publish", "admin"})
+SCOPES = frozenset({"infer", "publish", "admin", "service"})
+PRIVILEGED_SCOPES = frozenset({"admin", "service"})
 KEY_PREFIX = "qk_"
 
 
@@ -57,6 +63,7 @@ def create_key(
     expires_at: datetime | None = None,
     actor: str,
     raw: str | None = None,
+    limits: dict[str, int | None] | None = None,
 ) -> tuple[ApiKey, str]:
     """Create a key; returns (row, the full key — the only time it exists in clear)."""
     unknown = set(scopes) - SCOPES
@@ -74,6 +81,7 @@ def create_key(
         secret_hash=_hash(secret),
         scopes=" ".join(sorted(scopes)),
         expires_at=expires_at,
+        **{field: value for field, value in (limits or {}).items() if field in LIMIT_FIELDS},
     )
     session.add(row)
     session.flush()
@@ -82,6 +90,12 @@ def create_key(
 
 
 def authenticate(session: Session, raw: str, *, now: datetime | None = None) -> Principal:
+    row = authenticated_key(session, raw, now=now)
+    return Principal(row.tenant_id, row.tenant.name, row.prefix, frozenset(row.scopes.split()))
+
+
+def authenticated_key(session: Session, raw: str, *, now: datetime | None = None) -> ApiKey:
+    """The live key row `raw` names; Unauthorized (saying why) for unknown, revoked or expired keys."""
     prefix, secret = split_key(raw)
     row = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
     # Compare against a dummy hash when the prefix is unknown, so timing does not tell either case.
@@ -93,11 +107,20 @@ def authenticate(session: Session, raw: str, *, now: datetime | None = None) -> 
         raise Unauthorized("This API key has been revoked.")
     if row.expires_at is not None and _aware(row.expires_at) <= now:
         raise Unauthorized("This API key has expired.")
-    return Principal(row.tenant_id, row.tenant.name, row.prefix, frozenset(row.scopes.split()))
+    return row
 
 
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def acting_for(session: Session, *, principal: Principal, tenant: str) -> Principal:
+    """A service key calling for `tenant`: that tenant's view (its own and public mods), infer only."""
+    principal.require("service")
+    row = session.scalar(select(Tenant).where(Tenant.name == tenant))
+    if row is None:
+        raise NotFound(f"no tenant named {tenant!r}", param="tenant")
+    return Principal(row.id, row.name, f"{principal.key_prefix}>{row.name}", frozenset({"infer"}))
 
 
 def list_keys(session: Session, *, tenant_id: int) -> list[ApiKey]:
@@ -115,3 +138,21 @@ def revoke_key(session: Session, *, principal: Principal, prefix: str) -> ApiKey
         row.revoked_at = datetime.now(timezone.utc)
         audit.record(session, tenant_id=row.tenant_id, actor=principal.key_prefix, action="key.revoke", target=prefix)
     return row
+
+
+def set_limits(session: Session, *, principal: Principal, prefix: str, limits: dict[str, int | None]) -> ApiKey:
+    """Set a key's gateway limits (admins only: a tenant must not lift its own limits)."""
+    principal.require("admin")
+    row = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    if row is None:
+        raise NotFound(f"no API key with prefix {prefix!r}", param="prefix")
+    for field in LIMIT_FIELDS:
+        if field in limits:
+            setattr(row, field, limits[field])
+    audit.record(
+        session, tenant_id=row.tenant_id, actor=principal.key_prefix, action="key.limits", target=prefix, **limits
+    )
+    return row
+
+
+LIMIT_FIELDS = ("requests_per_minute", "tokens_per_minute", "max_concurrent")

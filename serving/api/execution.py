@@ -52,7 +52,7 @@ async def run_to_end(handle: RequestHandle, request: Request) -> Snapshot:
 
 async def first_news(handle: RequestHandle, cursor: StreamCursor) -> tuple[Snapshot, str]:
     """Wait until there is text to send or the request ended, so errors can still be a 4xx."""
-    snapshot = handle.snapshot
+    snapshot = handle.latest()
     while True:
         if snapshot.finished and snapshot.error:
             raise_for_error(snapshot)

@@ -21,8 +21,8 @@ from quote_mod_sdk.mod import Mod
 __all__ = ["build_chat_request", "build_completion_request", "resolve_model"]
 
 
-def resolve_model(ctx: ServingContext, model: str) -> tuple[ModelRef, Mod | None]:
-    """The base model and mod a `model` string names; 404 in OpenAI's words otherwise."""
+def resolve_model(ctx: ServingContext, model: str, tenant: str | None = None) -> tuple[ModelRef, Mod | None]:
+    """The base model and mod a `model` string names (as `tenant` sees mods); 404 in OpenAI's words otherwise."""
     try:
         ref = parse_model(model, ctx.served_models)
     except UnknownModelError as exc:
@@ -30,7 +30,9 @@ def resolve_model(ctx: ServingContext, model: str) -> tuple[ModelRef, Mod | None
     if ref.mod is None:
         return ref, None
     try:
-        return ref, ctx.mods.resolve(ref.mod, ref.ref).mod
+        if tenant is None:
+            return ref, ctx.mods.resolve(ref.mod, ref.ref).mod
+        return ref, ctx.mods.resolve(ref.mod, ref.ref, tenant=tenant).mod
     except UnknownModError as exc:
         raise NotFoundError(str(exc), param="model", code="mod_not_found") from exc
     except ModRejectedError as exc:
@@ -93,7 +95,7 @@ def _sampling(body: Any, top_logprobs: int) -> SamplingParams:
 
 
 def build_chat_request(ctx: ServingContext, body: ChatCompletionRequest, tenant: str | None) -> GenerationRequest:
-    _, mod = resolve_model(ctx, body.model)
+    _, mod = resolve_model(ctx, body.model, tenant)
     prompt = _chat_prompt(ctx, body)
     max_tokens = body.token_budget or min(ctx.settings.max_tokens_default, ctx.context_window - len(prompt))
     return GenerationRequest(
@@ -109,7 +111,7 @@ def build_chat_request(ctx: ServingContext, body: ChatCompletionRequest, tenant:
 
 
 def build_completion_request(ctx: ServingContext, body: CompletionRequest, tenant: str | None) -> GenerationRequest:
-    _, mod = resolve_model(ctx, body.model)
+    _, mod = resolve_model(ctx, body.model, tenant)
     prompt = _completion_prompt(ctx, body)
     return GenerationRequest(
         request_id=f"cmpl-{uuid.uuid4().hex}",

@@ -40,12 +40,13 @@ class RegistryModSource:
         self.dev_mode = dev_mode
         self.ttl_s = ttl_s
         self.max_loaded = max_loaded
-        self._answers: dict[tuple[str, str | None], tuple[float, dict[str, Any]]] = {}
+        self._answers: dict[tuple[str, str | None, str | None], tuple[float, dict[str, Any]]] = {}
         self._loaded: OrderedDict[str, Mod] = OrderedDict()
         self._lock = threading.Lock()
 
-    def resolve(self, name: str, ref: str | None = None) -> ModVersion:
-        answer = self._answer(name, ref)
+    def resolve(self, name: str, ref: str | None = None, *, tenant: str | None = None) -> ModVersion:
+        """`tenant`: resolve on that tenant's behalf (needs a service key); None: as this server's key."""
+        answer = self._answer(name, ref, tenant)
         mod = self._load(answer)
         created = datetime.fromisoformat(answer["created_at"]).timestamp()
         signed = answer.get("signature") is not None
@@ -72,20 +73,20 @@ class RegistryModSource:
                 continue
         return found
 
-    def _answer(self, name: str, ref: str | None) -> dict[str, Any]:
-        now = time.monotonic()
+    def _answer(self, name: str, ref: str | None, tenant: str | None) -> dict[str, Any]:
+        now, key = time.monotonic(), (name, ref, tenant)
         with self._lock:
-            cached = self._answers.get((name, ref))
+            cached = self._answers.get(key)
         if cached is not None and now - cached[0] < self.ttl_s:
             return cached[1]
         try:
-            answer = self.client.resolve(name, ref)
+            answer = self.client.resolve(name, ref, tenant=tenant)
         except RegistryClientError as exc:
             if exc.status == 404:
                 raise UnknownModError(exc.message) from exc
             raise
         with self._lock:
-            self._answers[(name, ref)] = (now, answer)
+            self._answers[key] = (now, answer)
         return answer
 
     def _load(self, answer: dict[str, Any]) -> Mod:

@@ -17,8 +17,11 @@ from quote_serving.mods.store import ModVersion
 class ModSource(Protocol):
     dev_mode: bool  # unsigned mods load (said in logs and /v1/models)
 
-    def resolve(self, name: str, ref: str | None = None) -> ModVersion:
-        """The loaded mod for `name` at `ref` (version, alias or range; None = latest)."""
+    def resolve(self, name: str, ref: str | None = None, *, tenant: str | None = None) -> ModVersion:
+        """The loaded mod for `name` at `ref` (version, alias or range; None = latest).
+
+        `tenant` (set behind a gateway): resolve as that tenant sees mods, its own and public ones.
+        """
         ...
 
     def register(self, bundle: dict[str, Any], version: str | None = None) -> tuple[ModVersion, bool]:

@@ -65,7 +65,8 @@ class LocalModStore:
             self._versions.setdefault(name, {})[version] = entry
         return entry, True
 
-    def resolve(self, name: str, ref: str | None = None) -> ModVersion:
+    def resolve(self, name: str, ref: str | None = None, *, tenant: str | None = None) -> ModVersion:
+        # Bundles here have no owner: whoever runs the server registered them, for every caller.
         with self._lock:
             versions = self._versions.get(name)
             if not versions:

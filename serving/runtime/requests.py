@@ -87,10 +87,21 @@ class RequestHandle:
         """Wait for news; the latest snapshot, with `low_water` covering every step since the last read."""
         await self._changed.wait()
         self._changed.clear()
+        return self.latest()
+
+    def latest(self) -> Snapshot:
+        """The latest snapshot now, with `low_water` covering every step since the last read.
+
+        A stream's first read must be this, not `snapshot`: otherwise the low water of earlier steps
+        stays pending and the next read reports text it released as erased. A read with no news
+        since the last one (a spurious wake-up) reports nothing erased.
+        """
         with self._lock:
             low, self._low_water = self._low_water, None
             snapshot = self._snapshot
-        return snapshot if low is None else dataclasses.replace(snapshot, low_water=low)
+        if low is None:  # nothing published since the last read (a spurious wake-up): nothing erased either
+            low = len(snapshot.output)
+        return dataclasses.replace(snapshot, low_water=low)
 
     async def result(self) -> Snapshot:
         snapshot = self.snapshot

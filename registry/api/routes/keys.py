@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from quote_registry.api.deps import CallerDep, SessionDep
-from quote_registry.api.schemas import KeyCreate, SigningKeyCreate, key_out, signing_key_out
+from quote_registry.api.schemas import KeyCreate, KeyPatch, SigningKeyCreate, key_out, signing_key_out
 from quote_registry.errors import Forbidden
 from quote_registry.services import auth, signing_keys, tenants
 
@@ -17,8 +17,10 @@ router = APIRouter(tags=["keys"])
 def create_key(body: KeyCreate, session: SessionDep, caller: CallerDep) -> dict[str, Any]:
     if body.tenant is not None and not caller.is_admin:
         raise Forbidden("only admin keys may create keys for another tenant")
-    if "admin" in body.scopes and not caller.is_admin:
-        raise Forbidden("only admin keys may create admin keys")
+    if auth.PRIVILEGED_SCOPES & set(body.scopes) and not caller.is_admin:
+        raise Forbidden("only admin keys may create admin or service keys")
+    if body.limits is not None and not caller.is_admin:
+        raise Forbidden("only admin keys may set a key's limits")
     tenant = tenants.get_tenant(session, name=body.tenant or caller.tenant)
     row, raw = auth.create_key(
         session,
@@ -27,8 +29,15 @@ def create_key(body: KeyCreate, session: SessionDep, caller: CallerDep) -> dict[
         name=body.name,
         expires_at=body.expires_at,
         actor=caller.key_prefix,
+        limits=body.limits.model_dump() if body.limits else None,
     )
     return {**key_out(row), "key": raw}
+
+
+@router.patch("/v1/keys/{prefix}")
+def patch_key(prefix: str, body: KeyPatch, session: SessionDep, caller: CallerDep) -> dict[str, Any]:
+    limits = body.limits.model_dump(exclude_unset=True)
+    return key_out(auth.set_limits(session, principal=caller, prefix=prefix, limits=limits))
 
 
 @router.get("/v1/keys")

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from quote_registry.api.deps import CallerDep, SessionDep, StateDep
 from quote_registry.api.schemas import AliasBody, ModPatch, PublishBody, YankBody, mod_out, signing_key_out, version_out
 from quote_registry.errors import Invalid
-from quote_registry.services import mods
+from quote_registry.services import auth, mods
 
 router = APIRouter(tags=["mods"])
 
@@ -80,7 +80,12 @@ def show_mod(name: str, session: SessionDep, caller: CallerDep) -> dict[str, Any
 
 
 @router.get("/v1/mods/{name}/resolve")
-def resolve(name: str, session: SessionDep, caller: CallerDep, ref: str | None = None) -> dict[str, Any]:
+def resolve(
+    name: str, session: SessionDep, caller: CallerDep, ref: str | None = None, tenant: str | None = None
+) -> dict[str, Any]:
+    """`tenant` (service keys only): resolve as that tenant sees mods — its own and public ones."""
+    if tenant is not None:
+        caller = auth.acting_for(session, principal=caller, tenant=tenant)
     found = mods.resolve(session, principal=caller, name=name, ref=ref)
     signature = None
     if found.version.signature:

@@ -1,0 +1,137 @@
+"""Usage records: what each request cost, written in batches by gateways and summed for billing.
+
+    gateway ── POST /v1/usage {records} ──► record()  (service keys; idempotent by request_id)
+    tenant/admin ── GET /v1/usage ────────► totals()  (a tenant sees its own; admins any)
+
+A record names its API key by prefix; the tenant is taken from the key row, never from the
+gateway's say-so, so a record cannot be charged to another tenant. A batch retried after a
+timeout is harmless: request ids already stored are counted as duplicates and skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from quote_registry.errors import Invalid
+from quote_registry.models import ApiKey, Tenant, UsageRecord
+from quote_registry.services.auth import Principal
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+__all__ = ["MAX_BATCH", "Recorded", "UsageTotal", "record", "totals"]
+
+MAX_BATCH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    accepted: int
+    duplicates: int
+    unknown_keys: int
+
+
+@dataclass(frozen=True, slots=True)
+class UsageTotal:
+    tenant: str
+    key_prefix: str
+    model: str
+    mod: str
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+
+
+def record(session: Session, *, principal: Principal, records: list[dict[str, Any]]) -> Recorded:
+    """Store new records (skipping known request ids); records of unknown keys are counted, not stored."""
+    principal.require("service")
+    if len(records) > MAX_BATCH:
+        raise Invalid(f"at most {MAX_BATCH} records per batch", param="records")
+    tenants = _tenants_by_prefix(session, {r["key_prefix"] for r in records})
+    seen = _known_ids(session, [r["request_id"] for r in records])
+    fresh, unknown = [], 0
+    for item in records:
+        if item["request_id"] in seen:
+            continue
+        if item["key_prefix"] not in tenants:
+            unknown += 1
+            continue
+        seen.add(item["request_id"])
+        fresh.append(UsageRecord(tenant_id=tenants[item["key_prefix"]], **_columns(item)))
+    return Recorded(_insert(session, fresh), len(records) - len(fresh) - unknown, unknown)
+
+
+def _columns(item: dict[str, Any]) -> dict[str, Any]:
+    keep = ("request_id", "key_prefix", "model", "mod", "mod_ref", "prompt_tokens", "completion_tokens", "streamed")
+    return {k: item[k] for k in keep if k in item}
+
+
+def _tenants_by_prefix(session: Session, prefixes: set[str]) -> dict[str, int]:
+    rows = session.execute(select(ApiKey.prefix, ApiKey.tenant_id).where(ApiKey.prefix.in_(prefixes)))
+    return {prefix: tenant_id for prefix, tenant_id in rows}
+
+
+def _known_ids(session: Session, request_ids: list[str]) -> set[str]:
+    found = session.scalars(select(UsageRecord.request_id).where(UsageRecord.request_id.in_(request_ids)))
+    return set(found)
+
+
+def _insert(session: Session, rows: list[UsageRecord]) -> int:
+    """Insert all at once; if another gateway raced us on an id, fall back to one savepoint per row."""
+    try:
+        with session.begin_nested():
+            session.add_all(rows)
+        return len(rows)
+    except IntegrityError:
+        pass
+    stored = 0
+    for row in rows:
+        try:
+            with session.begin_nested():
+                session.add(UsageRecord(**{c: getattr(row, c) for c in _COLUMNS}))
+            stored += 1
+        except IntegrityError:
+            continue
+    return stored
+
+
+_COLUMNS = (
+    "request_id",
+    "tenant_id",
+    "key_prefix",
+    "model",
+    "mod",
+    "mod_ref",
+    "prompt_tokens",
+    "completion_tokens",
+    "streamed",
+)
+
+
+def totals(
+    session: Session, *, principal: Principal, tenant: str | None = None, since: datetime | None = None
+) -> list[UsageTotal]:
+    """Sums by (tenant, key, model, mod); a non-admin caller only ever sees its own tenant."""
+    if not principal.is_admin:
+        tenant = principal.tenant
+    query = (
+        select(
+            Tenant.name,
+            UsageRecord.key_prefix,
+            UsageRecord.model,
+            UsageRecord.mod,
+            func.count(UsageRecord.id),
+            func.sum(UsageRecord.prompt_tokens),
+            func.sum(UsageRecord.completion_tokens),
+        )
+        .join(Tenant, Tenant.id == UsageRecord.tenant_id)
+        .group_by(Tenant.name, UsageRecord.key_prefix, UsageRecord.model, UsageRecord.mod)
+        .order_by(Tenant.name, UsageRecord.key_prefix, UsageRecord.model, UsageRecord.mod)
+    )
+    if tenant is not None:
+        query = query.where(Tenant.name == tenant)
+    if since is not None:
+        query = query.where(UsageRecord.created_at >= since)
+    return [UsageTotal(t, k, m, d, int(n), int(p or 0), int(c or 0)) for t, k, m, d, n, p, c in session.execute(query)]
