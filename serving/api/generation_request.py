@@ -12,16 +12,15 @@ from quote_serving.api.model_names import ModelRef, UnknownModelError, parse_mod
 from quote_serving.api.schemas import ChatCompletionRequest, CompletionRequest
 from quote_serving.engine.sampling import SamplingParams
 from quote_serving.mods.registry_source import ModRejectedError
-from quote_serving.mods.store import UnknownModError
+from quote_serving.mods.store import ModVersion, UnknownModError
 from quote_serving.runtime.requests import GenerationRequest
 
 from quote_mod_sdk.generation import GenerationParams
-from quote_mod_sdk.mod import Mod
 
 __all__ = ["build_chat_request", "build_completion_request", "resolve_model"]
 
 
-def resolve_model(ctx: ServingContext, model: str, tenant: str | None = None) -> tuple[ModelRef, Mod | None]:
+def resolve_model(ctx: ServingContext, model: str, tenant: str | None = None) -> tuple[ModelRef, ModVersion | None]:
     """The base model and mod a `model` string names (as `tenant` sees mods); 404 in OpenAI's words otherwise."""
     try:
         ref = parse_model(model, ctx.served_models)
@@ -31,8 +30,8 @@ def resolve_model(ctx: ServingContext, model: str, tenant: str | None = None) ->
         return ref, None
     try:
         if tenant is None:
-            return ref, ctx.mods.resolve(ref.mod, ref.ref).mod
-        return ref, ctx.mods.resolve(ref.mod, ref.ref, tenant=tenant).mod
+            return ref, ctx.mods.resolve(ref.mod, ref.ref)
+        return ref, ctx.mods.resolve(ref.mod, ref.ref, tenant=tenant)
     except UnknownModError as exc:
         raise NotFoundError(str(exc), param="model", code="mod_not_found") from exc
     except ModRejectedError as exc:
@@ -95,7 +94,7 @@ def _sampling(body: Any, top_logprobs: int) -> SamplingParams:
 
 
 def build_chat_request(ctx: ServingContext, body: ChatCompletionRequest, tenant: str | None) -> GenerationRequest:
-    _, mod = resolve_model(ctx, body.model, tenant)
+    _, version = resolve_model(ctx, body.model, tenant)
     prompt = _chat_prompt(ctx, body)
     max_tokens = body.token_budget or min(ctx.settings.max_tokens_default, ctx.context_window - len(prompt))
     return GenerationRequest(
@@ -103,7 +102,8 @@ def build_chat_request(ctx: ServingContext, body: ChatCompletionRequest, tenant:
         prompt_tokens=prompt,
         params=_params(ctx, prompt, max_tokens, body.stop, body.top_logprobs or 0),  # type: ignore[arg-type]
         sampling=_sampling(body, body.top_logprobs or 0),
-        mod=mod,
+        mod=None if version is None else version.mod,
+        mod_version=None if version is None else version.version,
         messages=[m.model_dump(exclude_none=True) for m in body.messages],
         tenant=tenant,
         logprobs=body.logprobs,
@@ -111,14 +111,15 @@ def build_chat_request(ctx: ServingContext, body: ChatCompletionRequest, tenant:
 
 
 def build_completion_request(ctx: ServingContext, body: CompletionRequest, tenant: str | None) -> GenerationRequest:
-    _, mod = resolve_model(ctx, body.model, tenant)
+    _, version = resolve_model(ctx, body.model, tenant)
     prompt = _completion_prompt(ctx, body)
     return GenerationRequest(
         request_id=f"cmpl-{uuid.uuid4().hex}",
         prompt_tokens=prompt,
         params=_params(ctx, prompt, body.max_tokens, body.stop, body.logprobs or 0),  # type: ignore[arg-type]
         sampling=_sampling(body, body.logprobs or 0),
-        mod=mod,
+        mod=None if version is None else version.mod,
+        mod_version=None if version is None else version.version,
         messages=None,
         tenant=tenant,
         logprobs=body.logprobs is not None,
