@@ -74,10 +74,26 @@ def _embedded() -> Engine:
     return Engine("embedded", loaded.model, loaded.tokenizer, runtime)
 
 
-BACKENDS: dict[str, Callable[[], Engine]] = {"embedded": _embedded}
+def _sglang() -> Engine:
+    """SGLang's scheduler with Quote's plugin, on a tiny real-architecture model built here.
+
+    Needs an NVIDIA GPU and the pinned sglang (deploy/gpu/README.md); skips with the reason otherwise.
+    """
+    from tests.sglang.gpu_support import build_sglang_parts
+
+    model, tokenizer, runtime = build_sglang_parts()
+    return Engine("sglang", model, tokenizer, runtime)
 
 
-@pytest.fixture(scope="module", params=sorted(BACKENDS))
+BACKENDS: dict[str, Callable[[], Engine]] = {"embedded": _embedded, "sglang": _sglang}
+GPU_BACKENDS = {"sglang"}
+
+
+def _backend_params() -> list[Any]:
+    return [pytest.param(name, marks=pytest.mark.gpu) if name in GPU_BACKENDS else name for name in sorted(BACKENDS)]
+
+
+@pytest.fixture(scope="module", params=_backend_params())
 def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     built = BACKENDS[request.param]()
     built.runtime.start()
