@@ -32,10 +32,11 @@ def app_builder(args: dict[str, Any] | QuoteAppArgs) -> Application:
 
 
 def build_app(args: QuoteAppArgs) -> Application:
-    store = serve.deployment(QuoteModStore).options(
+    store = serve.deployment(
         name="QuoteModStore", num_replicas=1, ray_actor_options={"num_cpus": 0}, max_ongoing_requests=1000
-    )
-    engine = serve.deployment(QuoteEngine).options(name="QuoteEngine", **args.engine_options())
-    ingress = serve.deployment(QuoteIngress).options(name="QuoteIngress", **args.ingress_options())
+    )(QuoteModStore)
+    engine = serve.deployment(name="QuoteEngine", **args.engine_options())(QuoteEngine)
+    ingress = serve.deployment(name="QuoteIngress", **args.ingress_options())(QuoteIngress)
     mod_store = store.bind()
-    return ingress.bind(args, engine.bind(args, mod_store), mod_store)
+    application: Application = ingress.bind(args, engine.bind(args, mod_store), mod_store)
+    return application

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = ["QuoteAppArgs"]
 
@@ -19,60 +19,85 @@ class QuoteAppArgs(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # -- the model ------------------------------------------------------------------------------
-    model: str | None = Field(None, description="Hugging Face id or local path; None: the offline tiny model")
-    served_model_name: str | None = Field(None, description="Name clients send as `model`; default: the model id")
-    device: str | None = Field(None, description="torch device of engine replicas; default: CUDA when present")
-    dtype: str | None = Field(None, description="auto, float32, float16 or bfloat16; default as `load_model`")
+    model: str | None = Field(default=None, description="Hugging Face id or local path; None: the offline tiny model")
+    served_model_name: str | None = Field(
+        default=None, description="Name clients send as `model`; default: the model id"
+    )
+    device: str | None = Field(default=None, description="torch device of engine replicas; default: CUDA when present")
+    dtype: str | None = Field(default=None, description="auto, float32, float16 or bfloat16; default as `load_model`")
+    engine: str = Field(default="embedded", description="engine backend of the replicas; only `embedded` ships today")
 
     # -- engine autoscaling (Serve's autoscaling_config of the engine deployment) ---------------
-    min_replicas: int = Field(1, ge=0, description="0 allows scaling to zero (the next request waits a cold start)")
-    max_replicas: int = Field(1, ge=1)
-    initial_replicas: int | None = Field(None, ge=0, description="replicas at deploy time; default min_replicas")
-    target_ongoing_requests: float = Field(
-        8.0, gt=0, description="requests per engine replica Serve aims for; below max_batch so batches have room"
+    min_replicas: int = Field(
+        default=1, ge=0, description="0 allows scaling to zero (the next request waits a cold start)"
     )
-    upscale_delay_s: float = Field(30.0, ge=0, description="sustained overload before adding replicas, seconds")
-    downscale_delay_s: float = Field(600.0, ge=0, description="sustained underload before removing one, seconds")
-    downscale_to_zero_delay_s: float | None = Field(None, ge=0, description="idle time before 1 → 0; default above")
-    look_back_period_s: float = Field(30.0, gt=0, description="window the load is averaged over, seconds")
-    metrics_interval_s: float = Field(10.0, gt=0, description="how often replicas report their load, seconds")
+    max_replicas: int = Field(default=1, ge=1)
+    initial_replicas: int | None = Field(
+        default=None, ge=0, description="replicas at deploy time; default min_replicas"
+    )
+    target_ongoing_requests: float = Field(
+        default=8.0,
+        gt=0,
+        description="requests per engine replica Serve aims for; below max_batch so batches have room",
+    )
+    upscale_delay_s: float = Field(default=30.0, ge=0, description="sustained overload before adding replicas, seconds")
+    downscale_delay_s: float = Field(
+        default=600.0, ge=0, description="sustained underload before removing one, seconds"
+    )
+    downscale_to_zero_delay_s: float | None = Field(
+        default=None, ge=0, description="idle time before 1 → 0; default above"
+    )
+    look_back_period_s: float = Field(default=30.0, gt=0, description="window the load is averaged over, seconds")
+    metrics_interval_s: float = Field(default=10.0, gt=0, description="how often replicas report their load, seconds")
 
     # -- engine replicas ------------------------------------------------------------------------
-    num_cpus_per_replica: float = Field(1.0, ge=0, description="Ray CPUs reserved by one engine replica")
-    num_gpus_per_replica: float = Field(0.0, ge=0, description="Ray GPUs reserved by one engine replica")
+    num_cpus: float = Field(default=1.0, ge=0, description="Ray CPUs reserved by one engine replica")
+    num_gpus: float = Field(default=0.0, ge=0, description="Ray GPUs reserved by one engine replica")
     torch_threads: int | None = Field(
-        None, ge=1, description="torch intra-op threads per replica; default: its CPUs (replicas must not share)"
+        default=None,
+        ge=1,
+        description="torch intra-op threads per replica; default: its CPUs (replicas must not share)",
     )
-    max_batch: int = Field(32, ge=1, description="requests sharing one batched forward pass")
+    max_batch: int = Field(default=32, ge=1, description="requests sharing one batched forward pass")
     max_ongoing_requests: int | None = Field(
-        None, ge=1, description="requests Serve sends one engine replica at once; default max_batch"
+        default=None, ge=1, description="requests Serve sends one engine replica at once; default max_batch"
     )
-    mod_budget_ms: float = Field(2000.0, gt=0, description="time budget of one mod call, milliseconds")
+    mod_budget_ms: float = Field(default=2000.0, gt=0, description="time budget of one mod call, milliseconds")
     stream_interval_s: float = Field(
-        0.02, ge=0, description="at most one snapshot per request per interval crosses the Ray hop (coalesced)"
+        default=0.05, ge=0, description="at most one snapshot per request per interval crosses the Ray hop (coalesced)"
     )
     graceful_shutdown_timeout_s: float = Field(
-        60.0, ge=0, description="a draining replica waits this long for its running requests before it stops"
+        default=60.0, ge=0, description="a draining replica waits this long for its running requests before it stops"
     )
-    health_check_period_s: float = Field(10.0, gt=0)
-    health_check_timeout_s: float = Field(30.0, gt=0)
+    health_check_period_s: float = Field(default=10.0, gt=0)
+    health_check_timeout_s: float = Field(default=30.0, gt=0)
 
     # -- ingress (OpenAI API) -------------------------------------------------------------------
-    ingress_replicas: int = Field(1, ge=1, description="OpenAI API replicas (tokenise, stream, hold back)")
-    ingress_num_cpus: float = Field(0.0, ge=0, description="Ray CPUs reserved per ingress replica")
-    ingress_max_ongoing_requests: int = Field(256, ge=1, description="HTTP requests one ingress replica holds")
-    max_request_bytes: int = Field(1 << 20, ge=1024)
-    max_tokens_default: int = Field(256, ge=1)
-    trace_top_k: int = Field(5, ge=0, le=20)
+    ingress_replicas: int = Field(default=1, ge=1, description="OpenAI API replicas (tokenise, stream, hold back)")
+    ingress_num_cpus: float = Field(default=0.0, ge=0, description="Ray CPUs reserved per ingress replica")
+    ingress_max_ongoing_requests: int = Field(default=256, ge=1, description="HTTP requests one ingress replica holds")
+    max_request_bytes: int = Field(default=1 << 20, ge=1024)
+    max_tokens_default: int = Field(default=256, ge=1)
+    trace_top_k: int = Field(default=5, ge=0, le=20)
 
     # -- mods -----------------------------------------------------------------------------------
     registry_url: str | None = Field(
-        None, description="mod registry (API key: QUOTE_REGISTRY_API_KEY on the pods); None: the app's own store"
+        default=None,
+        description="mod registry (API key: QUOTE_REGISTRY_API_KEY on the pods); None: the app's own store",
     )
-    dev_mode: bool | None = Field(None, description="accept unsigned mods; default: on without a registry only")
+    dev_mode: bool | None = Field(default=None, description="accept unsigned mods; default: on without a registry only")
     mod_alias_ttl_s: float = Field(
-        1.0, ge=0, description="how stale `<mod>` (latest) may be on an ingress that did not publish it, seconds"
+        default=1.0,
+        ge=0,
+        description="how stale `<mod>` (latest) may be on an ingress that did not publish it, seconds",
     )
+
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, engine: str) -> str:
+        if engine != "embedded":
+            raise ValueError(f"engine {engine!r} is not available in this build; use engine: embedded")
+        return engine
 
     @model_validator(mode="after")
     def _replicas_in_order(self) -> QuoteAppArgs:
@@ -84,7 +109,7 @@ class QuoteAppArgs(BaseModel):
 
     @property
     def engine_threads(self) -> int:
-        return self.torch_threads or max(1, int(self.num_cpus_per_replica))
+        return self.torch_threads or max(1, int(self.num_cpus))
 
     def autoscaling_config(self) -> dict[str, Any]:
         config: dict[str, Any] = {
@@ -104,11 +129,14 @@ class QuoteAppArgs(BaseModel):
 
     def engine_options(self) -> dict[str, Any]:
         """`Deployment.options(...)` of the engine deployment."""
-        actor: dict[str, Any] = {"num_cpus": self.num_cpus_per_replica}
-        if self.num_gpus_per_replica:
-            actor["num_gpus"] = self.num_gpus_per_replica
+        actor: dict[str, Any] = {"num_cpus": self.num_cpus}
+        if self.num_gpus:
+            actor["num_gpus"] = self.num_gpus
+        # A fixed size needs no autoscaler (its metrics cost the controller CPU on every push).
+        fixed = self.min_replicas == self.max_replicas and self.initial_replicas is None
+        scaling = {"num_replicas": self.min_replicas} if fixed else {"autoscaling_config": self.autoscaling_config()}
         return {
-            "autoscaling_config": self.autoscaling_config(),
+            **scaling,
             "ray_actor_options": actor,
             "max_ongoing_requests": self.max_ongoing_requests or self.max_batch,
             "graceful_shutdown_timeout_s": self.graceful_shutdown_timeout_s,

@@ -18,6 +18,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import torch
 from quote_serving.engine.embedded import EmbeddedBackend
@@ -45,7 +46,7 @@ class EngineUnhealthyError(RuntimeError):
 class QuoteEngine:
     """Serve deployment class; the app builder applies its options (autoscaling, resources)."""
 
-    def __init__(self, args: QuoteAppArgs, mod_store: DeploymentHandle) -> None:
+    def __init__(self, args: QuoteAppArgs, mod_store: DeploymentHandle[Any]) -> None:
         torch.set_num_threads(args.engine_threads)  # replicas sharing a node must not share cores
         loaded = load_model(args.model, device=args.device, dtype=args.dtype)
         name = args.served_model_name or loaded.model_id
@@ -93,26 +94,33 @@ class QuoteEngine:
 
 
 async def coalesced(handle: RequestHandle, interval: float) -> AsyncIterator[Snapshot]:
-    """The handle's snapshots, at most one per `interval` seconds (the last one always).
+    """The handle's snapshots: the first and the final at once, in between at most one per `interval`.
 
-    Each crosses the Ray hop, so a fast engine would otherwise send one per step. Merged snapshots
-    keep the lowest `low_water` among them: backtracks are never hidden from the stream cursor.
+    Each crosses the Ray hop, so a fast engine would otherwise send one per step. A merged snapshot
+    keeps the lowest `low_water` of those it replaces: backtracks are never hidden from the cursor.
     """
     loop = asyncio.get_running_loop()
+    pending: Snapshot | None = None
     due = loop.time()
     while True:
-        snapshot = await handle.next_snapshot()
-        published = handle.snapshot
-        delay = due - loop.time()
-        if not snapshot.finished and delay > 0:
-            await asyncio.sleep(delay)
-            if handle.snapshot is not published:
-                newer = await handle.next_snapshot()
-                snapshot = dataclasses.replace(newer, low_water=min(snapshot.low_water, newer.low_water))
-        yield snapshot
-        if snapshot.finished:
+        timeout = None if pending is None else max(0.0, due - loop.time())
+        try:
+            snapshot = await asyncio.wait_for(handle.next_snapshot(), timeout)
+        except asyncio.TimeoutError:
+            snapshot = None
+        if snapshot is not None:
+            pending = snapshot if pending is None else _merged(pending, snapshot)
+            if not (snapshot.finished or loop.time() >= due):
+                continue
+        assert pending is not None
+        yield pending
+        if pending.finished:
             return
-        due = loop.time() + interval
+        pending, due = None, loop.time() + interval
+
+
+def _merged(older: Snapshot, newer: Snapshot) -> Snapshot:
+    return dataclasses.replace(newer, low_water=min(older.low_water, newer.low_water))
 
 
 def _mod_load_failed(request: EngineRequest, exc: Exception) -> Snapshot:

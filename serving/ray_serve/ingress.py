@@ -40,7 +40,9 @@ logger = logging.getLogger(__name__)
 class QuoteIngress:
     """Serve deployment class (ASGI ingress); the app builder applies its options."""
 
-    async def __init__(self, args: QuoteAppArgs, engine: DeploymentHandle, mod_store: DeploymentHandle) -> None:
+    async def __init__(  # type: ignore[misc]  # Serve awaits an ingress's async constructor
+        self, args: QuoteAppArgs, engine: DeploymentHandle[Any], mod_store: DeploymentHandle[Any]
+    ) -> None:
         info = await asyncio.to_thread(load_model_info, args.model)
         name = args.served_model_name or info.model_id
         mods = TrackedSource(mod_source_for(args, mod_store))
@@ -64,6 +66,6 @@ class QuoteIngress:
         logger.info("ingress for %s ready (context window %d)", name, info.context_window)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        app = create_app(self._context)
+        app: FastAPI = create_app(self._context)
         app.add_middleware(ReplicaHeader)
         return app

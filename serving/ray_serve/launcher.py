@@ -31,8 +31,8 @@ class RayLaunchSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="QUOTE_RAY_", extra="ignore")
 
-    app_name: str = Field("quote", description="Serve application name")
-    num_cpus: int | None = Field(None, ge=1, description="CPUs of a local Ray; default: all of this machine's")
+    app_name: str = Field(default="quote", description="Serve application name")
+    num_cpus: int | None = Field(default=None, ge=1, description="CPUs of a local Ray; default: all of this machine's")
     args: dict[str, Any] = Field(
         default_factory=dict, description='more app_builder args as JSON, e.g. {"min_replicas": 1, "max_replicas": 2}'
     )
@@ -48,25 +48,26 @@ def serve_on_ray(given: dict[str, Any], *, host: str, port: int, settings: RayLa
     if "registry_api_key" in given:  # a secret: replicas read it from their environment, never from args
         os.environ["QUOTE_REGISTRY_API_KEY"] = str(given.pop("registry_api_key"))
     args = QuoteAppArgs.model_validate({**settings.args, **given})
+    stop = _stop_on_signal(threading.Event())  # a signal during start-up still ends in an orderly shutdown
     own_cluster = not os.environ.get("RAY_ADDRESS")
     ray.init(num_cpus=settings.num_cpus if own_cluster else None, include_dashboard=False)
+    _stop_on_signal(stop)  # again: ray.init installs a native SIGTERM handler that aborts the process
     try:
         serve.start(http_options={"host": host, "port": port})
         serve.run(build_app(args), name=settings.app_name, route_prefix="/")
         replicas = f"{args.min_replicas}-{args.max_replicas} engine replicas"
         print(f"quote serve --ray: app {settings.app_name!r} ({replicas}) on http://{host}:{port}/v1", flush=True)
-        _wait_for_signal()
+        stop.wait()
+        logger.info("stopping: Serve drains running requests first")
     finally:
         if own_cluster:
-            serve.shutdown()
+            serve.shutdown()  # type: ignore[no-untyped-call]
             ray.shutdown()
         else:
             serve.delete(settings.app_name)
 
 
-def _wait_for_signal() -> None:
-    stop = threading.Event()
+def _stop_on_signal(stop: threading.Event) -> threading.Event:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
-    logger.info("stopping: Serve drains running requests first")
+    return stop

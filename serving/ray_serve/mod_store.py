@@ -47,7 +47,7 @@ class QuoteModStore:
 class StoreClient:
     """`BundleStorePort` over a `QuoteModStore` handle. Blocking: call it from a worker thread."""
 
-    def __init__(self, handle: DeploymentHandle, timeout_s: float = 10.0) -> None:
+    def __init__(self, handle: DeploymentHandle[Any], timeout_s: float = 10.0) -> None:
         self._handle, self._timeout = handle, timeout_s
 
     def publish(self, bundle: dict[str, Any], version: str | None) -> tuple[ResolvedMod, bool]:

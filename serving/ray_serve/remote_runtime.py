@@ -57,7 +57,7 @@ class RemoteRuntime:
 
     def __init__(
         self,
-        engine: DeploymentHandle,
+        engine: DeploymentHandle[Any],
         mods: TrackedSource,
         *,
         model_name: str,
@@ -162,10 +162,11 @@ class RemoteRuntime:
         if timings.first_token_ns is None and update.snapshot.output:
             timings.first_token_ns = now
             notify(self.observers, "on_first_token", handle)
-        if update.trace is not None:
-            if update.timings is not None:  # per-step instants are the engine's
-                timings.prefilled_ns, timings.step_end_ns = update.timings.prefilled_ns, update.timings.step_end_ns
-            self._finish(handle, update.trace, update.snapshot.error_kind)
+        if update.timings is not None:  # per-step instants are the engine's
+            timings.prefilled_ns, timings.step_end_ns = update.timings.prefilled_ns, update.timings.step_end_ns
+        if update.snapshot.finished:
+            trace = update.trace or _error_trace(handle, update.snapshot.error or "ended without a trace")
+            self._finish(handle, trace, update.snapshot.error_kind)
 
     def _finish(self, handle: RequestHandle, trace: RequestTrace, error_kind: str | None) -> None:
         handle.timings.finished_ns = time.time_ns()
@@ -175,12 +176,17 @@ class RemoteRuntime:
 
     def _fail(self, handle: RequestHandle, last: Snapshot, message: str) -> None:
         message = f"{message}; no further output will come. Retry the request."
-        request = handle.request
-        trace = RequestTrace(request.request_id, request.mod.name if request.mod else None, list(request.prompt_tokens))
-        trace.finish_reason, trace.error = "error", message
-        self._finish(handle, trace, "engine_error")
+        self._finish(handle, _error_trace(handle, message), "engine_error")
         # Nothing is erased and the final text covers the output so far, as in the engine's own error
         # snapshots: a stream cursor checks both against what it already sent before reporting the error.
         ended = dataclasses.replace(last, low_water=len(last.output), finished=True, finish_reason="error")
         text = str(self._tokenizer.decode(list(last.output)))
         handle.publish(dataclasses.replace(ended, text=text, error=message, error_kind="engine_error"))
+
+
+def _error_trace(handle: RequestHandle, message: str) -> RequestTrace:
+    """The trace of a request that ended before the engine could record one (it failed, or its replica did)."""
+    request = handle.request
+    trace = RequestTrace(request.request_id, request.mod.name if request.mod else None, list(request.prompt_tokens))
+    trace.finish_reason, trace.error = "error", message
+    return trace

@@ -8,6 +8,8 @@ deployment (development: unsigned bundles over `POST /v1/mods`).
 
 from __future__ import annotations
 
+from typing import Any
+
 from quote_serving.mods.source import ModSource
 from quote_serving.ray_serve.args import QuoteAppArgs
 from quote_serving.ray_serve.catalog import ModCatalog
@@ -18,7 +20,7 @@ from ray.serve.handle import DeploymentHandle
 __all__ = ["mod_source_for"]
 
 
-def mod_source_for(args: QuoteAppArgs, store: DeploymentHandle) -> ModSource:
+def mod_source_for(args: QuoteAppArgs, store: DeploymentHandle[Any]) -> ModSource:
     if args.registry_url is None:
         return ModCatalog(StoreClient(store), alias_ttl_s=args.mod_alias_ttl_s)
     from quote_serving.embedded import mod_source
