@@ -77,7 +77,8 @@ def test_dockerfile_copies_files_that_exist_and_every_package_dir() -> None:
     assert package_dir is not None
     directories = re.findall(r'= "([^"]+)"', package_dir.group(1))
     for directory in {"quote_mod_sdk", *directories}:
-        assert f"{directory}/" in copied, f"pyproject.toml installs {directory}/, which the image lacks"
+        covered = any(f"{directory}/".startswith(path) for path in copied)
+        assert covered, f"pyproject.toml installs {directory}/, which the image lacks"
 
 
 def test_bake_targets_build_the_dockerfile_for_cpu_and_cuda() -> None:

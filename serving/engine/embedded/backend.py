@@ -170,7 +170,7 @@ class EmbeddedBackend:
         """Copy the tokens as ints, rejecting ids outside the vocabulary and overlong sequences."""
         try:
             # __index__ accepts Python/numpy ints and integer tensors, and rejects floats (same as
-            # operator.index, which the repo's own top-level `operator/` package shadows for mypy).
+            # operator.index under mypy).
             out = [t.__index__() for t in tokens]
         except (AttributeError, TypeError):
             raise InvalidTokenError(f"sequence {seq_id!r}: token ids must be integers") from None
