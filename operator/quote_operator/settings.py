@@ -49,7 +49,7 @@ class ServingSettings(_Group):
 class RaySettings(_Group):
     """KubeRay RayService shape: a small head that hosts no replicas, one worker pod per Serve replica."""
 
-    ray_version: str = Field(default="2.40.0", description="rayVersion KubeRay expects in the image")
+    ray_version: str = Field(default="2.60.0", description="rayVersion KubeRay expects in the image")
     head_cpu: str = Field(default="2", description="CPU of the head pod (GCS, dashboard, proxy; no replicas)")
     head_memory: str = Field(default="8Gi", description="Memory of the head pod")
     serve_port: int = Field(default=8000, description="Ray Serve's HTTP proxy port on every node")

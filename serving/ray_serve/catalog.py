@@ -80,7 +80,8 @@ class ModCatalog:
             self._remember((entry.name, None), entry)
         return ModVersion(entry.name, entry.version, entry.digest, mod, entry.created, spec), created
 
-    def resolve(self, name: str, ref: str | None = None) -> ModVersion:
+    def resolve(self, name: str, ref: str | None = None, *, tenant: str | None = None) -> ModVersion:
+        # The development store's bundles have no owner (like LocalModStore): `tenant` changes nothing.
         return self._loaded(self._lookup(name, None if ref in (None, "latest") else ref))
 
     def latest(self) -> list[ModVersion]:

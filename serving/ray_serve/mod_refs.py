@@ -35,8 +35,8 @@ class TrackedSource:
     def dev_mode(self) -> bool:
         return self.source.dev_mode
 
-    def resolve(self, name: str, ref: str | None = None) -> ModVersion:
-        return self._track(self.source.resolve(name, ref))
+    def resolve(self, name: str, ref: str | None = None, *, tenant: str | None = None) -> ModVersion:
+        return self._track(self.source.resolve(name, ref, tenant=tenant))
 
     def register(self, bundle: dict[str, Any], version: str | None = None) -> tuple[ModVersion, bool]:
         entry, created = self.source.register(bundle, version)
