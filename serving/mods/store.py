@@ -8,22 +8,16 @@ replaces this store in production, behind the same `resolve` call.
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from quote_serving.mods.bundles import BundleStore, ResolvedMod
+from quote_serving.mods.errors import ModConflictError, UnknownModError
 
 from quote_mod_sdk.mod import Mod
 from quote_mod_sdk.serialize import bundle_digest, load_mod, validate_bundle
 
 __all__ = ["LocalModStore", "ModConflictError", "ModVersion", "UnknownModError"]
-
-
-class UnknownModError(LookupError):
-    """No such mod, version or alias."""
-
-
-class ModConflictError(ValueError):
-    """A version with different content already exists (versions are immutable)."""
 
 
 @dataclass(frozen=True)
@@ -38,10 +32,12 @@ class ModVersion:
 
 
 class LocalModStore:
+    """`BundleStore`'s versions plus each bundle's loaded `Mod` (loaded once per digest)."""
+
     dev_mode = True  # bundles POSTed here are unsigned by design
 
     def __init__(self) -> None:
-        self._versions: dict[str, dict[str, ModVersion]] = {}
+        self._bundles = BundleStore()
         self._loaded: dict[str, Mod] = {}
         self._lock = threading.Lock()
 
@@ -49,37 +45,27 @@ class LocalModStore:
         """Store a bundle; returns (version, created). Identical content is a no-op."""
         spec = validate_bundle(bundle)
         digest = bundle_digest(spec)
-        name = spec["name"]
         with self._lock:
-            versions = self._versions.get(name, {})
-            same = next((v for v in versions.values() if v.digest == digest and version in (None, v.version)), None)
-            if same is not None:
-                return same, False
-            version = version or str(len(versions) + 1)
-            if version in versions:
-                raise ModConflictError(f"mod {name!r} version {version!r} already exists with different content")
-        mod = self._loaded.get(digest) or load_mod(spec)  # runs the mod's module code: outside the lock
+            mod = self._loaded.get(digest)
+        if mod is None:
+            mod = load_mod(spec)  # runs the mod's module code (outside the lock); a failure stores nothing
+        entry, created = self._bundles.publish(spec, version)
         with self._lock:
-            self._loaded[digest] = mod
-            entry = ModVersion(name, version, digest, mod, time.time(), spec)
-            self._versions.setdefault(name, {})[version] = entry
-        return entry, True
+            self._loaded.setdefault(digest, mod)
+        return self._version(entry), created
 
     def resolve(self, name: str, ref: str | None = None, *, tenant: str | None = None) -> ModVersion:
         # Bundles here have no owner: whoever runs the server registered them, for every caller.
-        with self._lock:
-            versions = self._versions.get(name)
-            if not versions:
-                raise UnknownModError(f"The mod '{name}' does not exist or you do not have access to it.")
-            if ref in (None, "latest"):
-                return max(versions.values(), key=lambda v: v.created)
-            if ref not in versions:
-                raise UnknownModError(f"The mod '{name}' has no version or alias '{ref}'.")
-            return versions[ref]
+        return self._version(self._bundles.resolve(name, ref))
 
     def names(self) -> list[str]:
-        with self._lock:
-            return sorted(self._versions)
+        return [entry.name for entry in self._bundles.listing()]
 
     def latest(self) -> list[ModVersion]:
         return [self.resolve(name) for name in self.names()]
+
+    def _version(self, entry: ResolvedMod) -> ModVersion:
+        with self._lock:
+            mod = self._loaded[entry.digest]
+        bundle = entry.bundle if entry.bundle is not None else self._bundles.fetch(entry.digest)
+        return ModVersion(entry.name, entry.version, entry.digest, mod, entry.created, bundle)
