@@ -135,11 +135,19 @@ class ModRuntime:
                     self._fail(live, "internal engine error; the request was not completed", "engine_error")
 
     def _admit(self) -> None:
-        while len(self._live) < self.settings.max_batch:
+        while len(self._live) < self.settings.max_batch and self._admit_next() is not None:
+            pass
+
+    def _admit_next(self) -> _Live | None:
+        """Take the next queued request and run its prefill; None when the queue is empty.
+
+        The request joins the batch unless Prefilled already ended it (then it is completed here).
+        """
+        while True:
             try:
                 handle = self._pending.get_nowait()
             except queue.Empty:
-                return
+                return None
             if handle.cancelled:
                 continue
             live = self._start(handle)
@@ -149,6 +157,7 @@ class ModRuntime:
                 self._complete(live)
             else:
                 self._live[handle.request_id] = live
+            return live
 
     def _start(self, handle: RequestHandle) -> _Live:
         req = handle.request

@@ -31,7 +31,7 @@ from quote_serving.engine.sglang.bridge import SchedulerBridge, activate, active
 from quote_serving.engine.sglang.scheduler_ops import SchedulerOps
 from quote_serving.engine.sglang.settings import SGLangEngineSettings
 from quote_serving.runtime.mod_runtime import ModRuntime, RuntimeSettings
-from quote_serving.runtime.observers import RuntimeObserver, notify
+from quote_serving.runtime.observers import RuntimeObserver
 from quote_serving.runtime.requests import RequestHandle, Snapshot
 from quote_serving.runtime.traces import TraceStore
 
@@ -174,21 +174,10 @@ class SGLangModRuntime(ModRuntime):
     def admit(self) -> list[Any]:
         """Admit every queued request (SGLang queues and batches them); Prefilled runs here."""
         admitted: list[Any] = []
-        while True:
-            try:
-                handle = self._pending.get_nowait()
-            except queue.Empty:
-                return admitted
-            if handle.cancelled:
-                continue
-            live = self._start(handle)
-            if self.observers:
-                notify(self.observers, "on_admitted", handle)
-            if live.gen.finished:
-                self._complete(live)
-            else:
-                self._live[handle.request_id] = live
+        while (live := self._admit_next()) is not None:
+            if not live.gen.finished:
                 admitted.append(live)
+        return admitted
 
     def cancelled(self) -> list[Any]:
         return [live for live in self._live.values() if live.handle.cancelled and not live.gen.finished]
