@@ -76,6 +76,20 @@ def keys_revoke(prefix: str, url: str = REGISTRY_URL, api_key: str = API_KEY) ->
     _show(_run(lambda: client(url, api_key).revoke_key(prefix)))
 
 
+@keys_app.command("limits")
+def keys_limits(
+    prefix: str,
+    rpm: int = typer.Option(None, "--requests-per-minute", min=1, help="Requests per minute"),
+    tpm: int = typer.Option(None, "--tokens-per-minute", min=1, help="Prompt + completion tokens per minute"),
+    concurrent: int = typer.Option(None, "--max-concurrent", min=1, help="Requests in flight at once"),
+    url: str = REGISTRY_URL,
+    api_key: str = API_KEY,
+) -> None:
+    """Admin: set a key's limits (unset ones fall back to the gateway's defaults)."""
+    limits = {"requests_per_minute": rpm, "tokens_per_minute": tpm, "max_concurrent": concurrent}
+    _show(_run(lambda: client(url, api_key).set_key_limits(prefix, **limits)))
+
+
 @signing_app.command("add")
 def signing_add(public_key: str, name: str = typer.Option(""), url: str = REGISTRY_URL, api_key: str = API_KEY) -> None:
     _show(_run(lambda: client(url, api_key).add_signing_key(public_key, name)))

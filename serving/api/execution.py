@@ -85,7 +85,8 @@ async def stream_events(
             snapshot = await handle.next_snapshot()
             text = cursor.delta(snapshot)
         if snapshot.error:
-            yield sse(error_body(snapshot.error, "mod_error", code=snapshot.error_kind))
+            kind = "server_error" if snapshot.error_kind == "engine_error" else "mod_error"
+            yield sse(error_body(snapshot.error, kind, code=snapshot.error_kind))
             return
         for chunk in on_end(snapshot):
             yield sse(chunk)

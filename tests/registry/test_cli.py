@@ -82,3 +82,18 @@ def test_github_actions_example_uses_real_cli_flags() -> None:
     result = CliRunner().invoke(app, [*args, "--help"])
     assert result.exit_code == 0 and "--version" in result.output
     assert workflow[True]["push"]["tags"] == ["v*.*.*"]  # YAML reads the key `on` as True
+
+
+def test_admin_sets_key_limits_from_the_cli(registry: RunningRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
+    from .conftest import ADMIN_KEY
+
+    creds = registry.tenant_with_keys("limited")
+    monkeypatch.setenv("QUOTE_REGISTRY_URL", registry.url)
+    monkeypatch.setenv("QUOTE_API_KEY", ADMIN_KEY)
+    prefix = creds["key"].split("_")[1]
+    result = CliRunner().invoke(app, ["keys", "limits", prefix, "--requests-per-minute", "60", "--max-concurrent", "2"])
+    assert result.exit_code == 0, result.output
+    assert '"requests_per_minute": 60' in result.output and '"max_concurrent": 2' in result.output
+    monkeypatch.setenv("QUOTE_API_KEY", creds["key"])
+    refused = CliRunner().invoke(app, ["keys", "limits", prefix, "--requests-per-minute", "6000"])
+    assert refused.exit_code == 1 and refused.output.startswith("error:")
