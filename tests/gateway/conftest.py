@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 import pytest
 from quote_registry.api.app import create_registry_app
@@ -35,7 +34,7 @@ from quote_mod_sdk import keygen, serialize_mod
 from tests.gateway import mods
 from tests.registry.conftest import ADMIN_KEY, RunningRegistry, serve_in_thread
 from tests.sdk.conftest import load_seed
-from tests.serving.conftest import Server, free_port, start_server
+from tests.serving.conftest import Server, free_port, start_server, wait_ready
 
 SECRET = "gateway-test-secret-" + "x" * 24
 AUTH_TTL_S = 1.0
@@ -93,17 +92,8 @@ def start_gateway(log: Path, routes: Path, platform: Platform, **env: str) -> Ga
     environ = {**os.environ, "QUOTE_REGISTRY_API_KEY": platform.service_key, "QUOTE_GATEWAY_SECRET": SECRET, **env}
     process = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=environ)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"quote gateway exited early:\n{log.read_text()}")
-        try:
-            if httpx.get(base + "/readyz", timeout=1).status_code == 200:
-                return Gateway(base, process, log)
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"quote gateway did not become ready:\n{log.read_text()}")
+    wait_ready(process, base, log, "quote gateway", timeout_s=60)
+    return Gateway(base, process, log)
 
 
 @pytest.fixture(scope="session")

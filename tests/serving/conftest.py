@@ -38,17 +38,24 @@ def start_server(log: Path, *args: str, env: dict[str, str] | None = None) -> Se
     out = log.open("wb")
     process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+    wait_ready(process, base, log, "quote serve", timeout_s=120)
+    return Server(base, process, log)
+
+
+def wait_ready(process: subprocess.Popen[bytes], base: str, log: Path, what: str, *, timeout_s: float) -> None:
+    """Poll `base`/readyz until it answers 200; fail with the process log if it dies or times out."""
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"quote serve exited early:\n{log.read_text()}")
+            raise RuntimeError(f"{what} exited early:\n{log.read_text()}")
         try:
             if httpx.get(base + "/readyz", timeout=1).status_code == 200:
-                return Server(base, process, log)
+                return
         except httpx.HTTPError:
-            time.sleep(0.2)
+            pass
+        time.sleep(0.1)
     process.kill()
-    raise RuntimeError(f"quote serve did not become ready:\n{log.read_text()}")
+    raise RuntimeError(f"{what} did not become ready:\n{log.read_text()}")
 
 
 @pytest.fixture(scope="session")
