@@ -14,7 +14,6 @@ import datetime
 import ipaddress
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -28,6 +27,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+
+from tests.ports import free_port as _free_port
 
 __all__ = ["ApiServer", "User"]
 
@@ -134,12 +135,6 @@ class ApiServer:
 
 def _tmpfs() -> str | None:
     return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _etcd_args(workdir: Path, port: int, peer_port: int) -> list[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -17,6 +16,8 @@ import kubernetes
 import pytest
 import yaml
 from kopf.testing import KopfRunner
+
+from tests.ports import free_port
 
 from .apiserver import ApiServer, User
 from .kit import eventually
@@ -66,12 +67,6 @@ def _answers(port: int) -> bool:
             return bool(answer.status == 200)
     except OSError:
         return False
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import socket
 import textwrap
 import threading
 import time
@@ -21,6 +20,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tests.ports import free_port
 
 MODEL = "quote-tiny"
 CALLER_TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
@@ -84,12 +85,6 @@ def sse_request_id(client: httpx.Client, body: dict[str, Any], headers: dict[str
             if line.startswith("data: {"):
                 request_id = json.loads(line[6:]).get("id", request_id)
     return request_id
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1) -> Any:

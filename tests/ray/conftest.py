@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,17 +20,12 @@ import pytest
 import yaml
 
 from quote_mod_sdk import serialize_mod
+from tests.ports import free_port
 from tests.ray import mods
 
 REPO = Path(__file__).resolve().parents[2]
 SERVE_CONFIG = REPO / "deploy" / "ray" / "serve_config.yaml"
 RAY_STARTUP_BUDGET_S = 120
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.25) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -19,13 +18,9 @@ from quote_registry.migrate import upgrade
 from quote_registry.services import tenants
 from quote_registry.settings import RegistrySettings
 
+from tests.ports import free_port as _free_port
+
 ADMIN_KEY = "qk_admin0test_" + "s" * 40
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
