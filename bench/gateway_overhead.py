@@ -36,6 +36,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+
 from quote_registry.client import RegistryClient
 
 ADMIN = "qk_benchadmin_" + "b" * 40

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 
 import torch
+
 from quote_serving.engine.embedded import EmbeddedBackend
 from quote_serving.models.tiny import TinyModelSpec, build_tiny_model
 

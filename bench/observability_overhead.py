@@ -30,6 +30,9 @@ import torch
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from quote_mod_sdk import Added, mod
+from quote_mod_sdk.generation import GenerationParams
 from quote_serving.engine.embedded import EmbeddedBackend
 from quote_serving.engine.sampling import SamplingParams
 from quote_serving.models.tiny import TinyModelSpec, build_tiny_model, build_tiny_tokenizer
@@ -37,9 +40,6 @@ from quote_serving.observability import MetricsObserver, QuoteMetrics, SpanObser
 from quote_serving.runtime.mod_runtime import ModRuntime, RuntimeSettings
 from quote_serving.runtime.observers import RuntimeObserver
 from quote_serving.runtime.requests import GenerationRequest, RequestHandle
-
-from quote_mod_sdk import Added, mod
-from quote_mod_sdk.generation import GenerationParams
 
 SPEC = TinyModelSpec(
     hidden_size=256, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2

@@ -38,14 +38,14 @@ from typing import Any
 
 import httpx
 import torch
+
+from quote_mod_sdk.generation import GenerationParams
 from quote_serving.engine.embedded import EmbeddedBackend
 from quote_serving.engine.sampling import SamplingParams
 from quote_serving.models.loader import load_model
 from quote_serving.models.tiny import TinyModelSpec, tiny_model_dir
 from quote_serving.runtime.mod_runtime import ModRuntime, RuntimeSettings
 from quote_serving.runtime.requests import GenerationRequest, RequestHandle
-
-from quote_mod_sdk.generation import GenerationParams
 
 SPEC = TinyModelSpec(
     hidden_size=256, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2
@@ -156,8 +156,9 @@ def in_process_latency(runtime: ModRuntime, prompt: list[int]) -> float:
 
 def handle_latency(prompt: list[int]) -> float:
     """One DeploymentHandle call (streamed, as the ingress makes it) from this driver to an engine replica."""
-    from quote_serving.ray_serve.wire import EngineRequest
     from ray import serve
+
+    from quote_serving.ray_serve.wire import EngineRequest
 
     engine = serve.get_deployment_handle("QuoteEngine", app_name=NAME).options(stream=True)
     params, sampling = GenerationParams(max_tokens=1), SamplingParams(temperature=0)
@@ -231,8 +232,9 @@ def throughput(base: str, messages: list[dict[str, str]]) -> tuple[float, dict[s
 
 
 def deploy(replicas: int, model_dir: Path) -> None:
-    from quote_serving.ray_serve import QuoteAppArgs, build_app
     from ray import serve
+
+    from quote_serving.ray_serve import QuoteAppArgs, build_app
 
     args = QuoteAppArgs(
         model=str(model_dir), served_model_name=NAME, min_replicas=replicas, max_replicas=replicas, num_cpus=1

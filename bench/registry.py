@@ -16,14 +16,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import uvicorn
+
+from quote_mod_sdk import keygen
 from quote_registry.api.app import create_registry_app
 from quote_registry.client import RegistryClient
 from quote_registry.devdb import create_database, postgres_cluster
 from quote_registry.migrate import upgrade
 from quote_registry.settings import RegistrySettings
 from quote_serving.mods.registry_source import RegistryModSource
-
-from quote_mod_sdk import keygen
 
 ADMIN = "qk_benchadmin_" + "b" * 40
 SOURCE = "from quote_mod_sdk import mod\n\n@mod\ndef m(event, actions):\n    return None\n"

@@ -19,14 +19,14 @@ import uuid
 from typing import Any
 
 import torch
+
+from quote_mod_sdk import Added, ForwardPass, mod
+from quote_mod_sdk.generation import GenerationParams
 from quote_serving.engine.embedded import EmbeddedBackend
 from quote_serving.engine.sampling import SamplingParams
 from quote_serving.models.tiny import TinyModelSpec, build_tiny_model, build_tiny_tokenizer
 from quote_serving.runtime.mod_runtime import ModRuntime, RuntimeSettings
 from quote_serving.runtime.requests import GenerationRequest, RequestHandle
-
-from quote_mod_sdk import Added, ForwardPass, mod
-from quote_mod_sdk.generation import GenerationParams
 
 SPEC = TinyModelSpec(
     hidden_size=256, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2

@@ -123,10 +123,9 @@ def quote_mods() -> dict[str, Any]:
 
 def submit_all(runtime: Any, batch: list[list[int]], mod_: Any, new_tokens: int, top_k: int) -> list[Any]:
     """Submit every prompt at once and wait; returns the finished handles."""
+    from quote_mod_sdk.generation import GenerationParams
     from quote_serving.engine.sampling import SamplingParams
     from quote_serving.runtime.requests import GenerationRequest, RequestHandle
-
-    from quote_mod_sdk.generation import GenerationParams
 
     async def main() -> list[Any]:
         loop = asyncio.get_running_loop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+
 from quote_registry.db import make_engine
 from quote_registry.models import Base
 from quote_registry.settings import RegistrySettings

@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 
 import typer
-from quote_registry.client import RegistryClient
 
 from quote_mod_sdk.signing import KeyPair, load_private_key
+from quote_registry.client import RegistryClient
 
 REGISTRY_URL = typer.Option(None, "--registry-url", envvar="QUOTE_REGISTRY_URL", help="Registry base URL")
 API_KEY = typer.Option(None, "--api-key", envvar="QUOTE_API_KEY", help="Registry API key (never logged)")

@@ -43,6 +43,7 @@ def serve(
     With --ray: the same API as a Ray Serve application (replica settings: QUOTE_RAY_ARGS JSON).
     """
     import uvicorn
+
     from quote_serving.embedded import build_embedded_app
     from quote_serving.settings import ServeSettings
 
@@ -98,6 +99,7 @@ def gateway_command(
     """Run the multi-tenant gateway in front of serving replicas (other settings: QUOTE_GATEWAY_* env)."""
     import uvicorn
     from pydantic import ValidationError
+
     from quote_serving.gateway import GatewayConfigError, GatewaySettings, RoutesError, create_gateway_app
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from quote_cli.config import API_KEY, REGISTRY_URL, client, fail, signing_key
-from quote_registry.client import RegistryClientError
 
+from quote_cli.config import API_KEY, REGISTRY_URL, client, fail, signing_key
 from quote_mod_sdk import Mod, keygen
 from quote_mod_sdk.serialize import load_bundle_module, load_mod, serialize_directory
+from quote_registry.client import RegistryClientError
 
 tenants_app = typer.Typer(help="Tenants (admin keys only).", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys: shown once, stored hashed.", no_args_is_help=True)
@@ -210,6 +210,7 @@ def registry_serve(
 ) -> None:
     """Run the registry API (settings from QUOTE_REGISTRY_* variables)."""
     import uvicorn
+
     from quote_registry.api.app import create_registry_app
     from quote_registry.migrate import upgrade
     from quote_registry.settings import RegistrySettings

@@ -6,6 +6,7 @@ import logging
 import time
 
 from fastapi import FastAPI
+
 from quote_registry.client import RegistryClient
 from quote_serving.api.app import create_app
 from quote_serving.api.context import ServingContext

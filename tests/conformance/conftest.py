@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 import torch
-from quote_serving.engine.sampling import SamplingParams
-from quote_serving.runtime.mod_runtime import ModRuntime, RuntimeSettings
-from quote_serving.runtime.requests import GenerationRequest, RequestHandle, Snapshot
 
 from quote_mod_sdk.generation import GenerationParams
 from quote_mod_sdk.mod import Mod
+from quote_serving.engine.sampling import SamplingParams
+from quote_serving.runtime.mod_runtime import ModRuntime, RuntimeSettings
+from quote_serving.runtime.requests import GenerationRequest, RequestHandle, Snapshot
 
 
 @dataclass

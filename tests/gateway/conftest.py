@@ -25,12 +25,12 @@ from typing import Any
 
 import openai
 import pytest
+
+from quote_mod_sdk import keygen, serialize_mod
 from quote_registry.api.app import create_registry_app
 from quote_registry.client import RegistryClient
 from quote_registry.migrate import upgrade
 from quote_registry.settings import RegistrySettings
-
-from quote_mod_sdk import keygen, serialize_mod
 from tests.gateway import mods
 from tests.registry.conftest import ADMIN_KEY, RunningRegistry, serve_in_thread
 from tests.sdk.conftest import load_seed

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import httpx
 import openai
 import pytest
-from quote_registry.client import RegistryClient
 
+from quote_registry.client import RegistryClient
 from tests.registry.conftest import ADMIN_KEY
 from tests.serving.conftest import Server, start_server
 

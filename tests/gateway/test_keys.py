@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+
 from quote_serving.gateway.errors import AuthenticationError, ServiceUnavailableError
 from quote_serving.gateway.keys import IntrospectionFailed, KeyAuthenticator, bearer_key, key_prefix
 from quote_serving.gateway.registry_link import RegistryLink

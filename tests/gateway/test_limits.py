@@ -8,10 +8,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+
 from quote_serving.gateway.errors import RateLimitError
 from quote_serving.gateway.limits import Limiter, Limits, MemoryLimiter
 from quote_serving.gateway.redis_limits import RedisLimiter
-
 from tests.serving.conftest import free_port
 
 

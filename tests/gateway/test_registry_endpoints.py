@@ -9,13 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+
 from quote_registry.api.app import create_registry_app
 from quote_registry.client import RegistryClient, RegistryClientError
 from quote_registry.db import make_engine
 from quote_registry.migrate import upgrade
 from quote_registry.models import Base
 from quote_registry.settings import RegistrySettings
-
 from tests.registry.conftest import (  # noqa: F401  (fixtures: an empty SQLite and PostgreSQL database)
     ADMIN_KEY,
     RunningRegistry,

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from quote_operator.routes import RouteEntry, RouteSource, route_key
 from quote_serving.api.errors import ForbiddenError, NotFoundError
 from quote_serving.gateway import (

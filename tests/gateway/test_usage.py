@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import openai
-from quote_registry.client import RegistryClient
 
+from quote_registry.client import RegistryClient
 from tests.registry.conftest import ADMIN_KEY
 
 from .conftest import Gateway, Platform

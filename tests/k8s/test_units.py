@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from quote_operator import InvalidSpec, RouteEntry, RouteSource, load_dir, parse
 from quote_operator.conditions import Condition, merge
 from quote_operator.errors import Conflict, NotFound, Unavailable, from_status

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import yaml
+
 from quote_serving.observability.dashboards import build_dashboards, panel_queries, render
 from quote_serving.observability.metrics import METRICS
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
-from quote_serving.observability.metrics import METRICS, QuoteMetrics
 
+from quote_serving.observability.metrics import METRICS, QuoteMetrics
 from tests.observability.support import MODEL, chat_body
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
-from quote_serving.observability.dashboards import panel_queries
 
+from quote_serving.observability.dashboards import panel_queries
 from tests.observability.conftest import Served
 from tests.observability.support import MODEL, chat_body, free_port, sse_request_id, wait_for
 

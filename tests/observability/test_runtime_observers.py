@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
-from quote_serving.runtime.observers import RequestTimings, RuntimeObserver
 
+from quote_serving.runtime.observers import RequestTimings, RuntimeObserver
 from tests.observability.conftest import Local
 from tests.observability.support import MODEL, chat_body
 

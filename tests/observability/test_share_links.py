@@ -5,8 +5,8 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlparse
 
 import httpx
-from quote_serving.observability.share import ShareLinks, share_links_from_settings
 
+from quote_serving.observability.share import ShareLinks, share_links_from_settings
 from tests.observability.support import MODEL, chat_body
 
 

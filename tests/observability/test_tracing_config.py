@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
 from quote_serving.observability.tracing import TracingConfigError, tracer_provider_from_env
 
 

@@ -7,11 +7,11 @@ import asyncio
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+
+from quote_mod_sdk.generation import GenerationParams
 from quote_serving.kserve.routing import install_openai_app
 from quote_serving.ray_serve.engine import coalesced
 from quote_serving.runtime.requests import GenerationRequest, RequestHandle, Snapshot
-
-from quote_mod_sdk.generation import GenerationParams
 
 
 def test_coalesced_snapshots_keep_the_lowest_low_water_and_the_final_one() -> None:

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import yaml
 from pydantic import ValidationError
+
 from quote_serving.kserve.server import build_parser
 from quote_serving.ray_serve import QuoteAppArgs, app_builder
-
 from tests.ray.conftest import REPO, SERVE_CONFIG
 
 DOCKERFILE = REPO / "docker" / "Dockerfile"

@@ -8,15 +8,15 @@ import time
 from typing import Any
 
 import pytest
+
+from quote_mod_sdk import serialize_mod
+from quote_mod_sdk.errors import QuoteModError
 from quote_serving.mods.store import ModConflictError, UnknownModError
 from quote_serving.ray_serve.bundle_store import BundleStore
 from quote_serving.ray_serve.catalog import ModCatalog
 from quote_serving.ray_serve.mod_cache import DigestMismatchError, ModCache
 from quote_serving.ray_serve.mod_refs import EngineMods, TrackedSource
 from quote_serving.ray_serve.wire import ModRef
-
-from quote_mod_sdk import serialize_mod
-from quote_mod_sdk.errors import QuoteModError
 from tests.ray import mods
 
 

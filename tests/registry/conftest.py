@@ -11,13 +11,13 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+
 from quote_registry.api.app import create_registry_app
 from quote_registry.db import make_engine, make_sessionmaker, transaction
 from quote_registry.devdb import PostgresUnavailable, create_database, postgres_cluster
 from quote_registry.migrate import upgrade
 from quote_registry.services import tenants
 from quote_registry.settings import RegistrySettings
-
 from tests.ports import free_port as _free_port
 
 ADMIN_KEY = "qk_admin0test_" + "s" * 40

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from quote_cli.main import app
 from typer.testing import CliRunner
+
+from quote_cli.main import app
 
 from .conftest import RunningRegistry
 

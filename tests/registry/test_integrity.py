@@ -5,13 +5,13 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from sqlalchemy import func, inspect, select
+
+from quote_mod_sdk import keygen, serialize_mod
 from quote_registry.client import RegistryClient, RegistryClientError
 from quote_registry.db import make_engine
 from quote_registry.migrate import downgrade, upgrade
 from quote_registry.models import ModVersion
-from sqlalchemy import func, inspect, select
-
-from quote_mod_sdk import keygen, serialize_mod
 from tests.sdk.conftest import load_seed
 
 from .conftest import RunningRegistry

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from quote_registry.client import RegistryClient, RegistryClientError
 
 from quote_mod_sdk import keygen, load_mod, serialize_mod
+from quote_registry.client import RegistryClient, RegistryClientError
 from tests.sdk.conftest import load_seed
 
 from .conftest import RunningRegistry

@@ -6,10 +6,10 @@ import hmac
 import logging
 
 import pytest
-from quote_registry.client import RegistryClient, RegistryClientError
-from quote_registry.services import auth
 
 from quote_mod_sdk import keygen, serialize_mod, sign_bundle
+from quote_registry.client import RegistryClient, RegistryClientError
+from quote_registry.services import auth
 from tests.sdk.conftest import load_seed
 
 from .conftest import RunningRegistry

@@ -8,12 +8,12 @@ import time
 
 import openai
 import pytest
+
+from quote_mod_sdk import keygen, serialize_mod
 from quote_registry.api.app import create_registry_app
 from quote_registry.client import RegistryClient
 from quote_registry.migrate import upgrade
 from quote_registry.settings import RegistrySettings
-
-from quote_mod_sdk import keygen, serialize_mod
 from tests.sdk.conftest import load_seed
 from tests.serving.conftest import start_server
 

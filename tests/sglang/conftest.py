@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from quote_serving.engine.sglang.bridge import activate, deactivate
 from quote_serving.engine.sglang.compat import unavailable_reason
 from quote_serving.engine.sglang.runtime import SGLangModRuntime

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from quote_serving.engine.sglang.compat import unavailable_reason
 from quote_serving.engine.sglang.settings import SGLangEngineSettings
 from quote_serving.models.tiny import TinyModelSpec, tiny_model_dir

@@ -47,8 +47,9 @@ def pools_ok(engine: Engine) -> None:
 
 
 def test_quotes_hooks_are_applied_to_sglang(engine: Engine) -> None:
-    from quote_serving.engine.sglang.plugin import HOOKS
     from sglang.srt.plugins.hook_registry import HookRegistry
+
+    from quote_serving.engine.sglang.plugin import HOOKS
 
     assert set(HOOKS) <= HookRegistry._patched
 

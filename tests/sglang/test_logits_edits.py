@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from quote_serving.engine.sglang.logits_edits import LogitsEditBatch, shares_row, to_device_row
 
 V = 16

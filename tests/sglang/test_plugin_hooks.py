@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import torch
+
 from quote_serving.engine.port import EngineStats
 from quote_serving.engine.sglang import plugin
 from quote_serving.engine.sglang.bridge import SchedulerBridge, activate, active_bridge, deactivate
@@ -74,9 +75,8 @@ class _Host:
 
 
 def test_batches_mixing_foreign_requests_let_sglang_sample_those(tokenizer: Any) -> None:
-    from quote_serving.engine.sampling import SamplingParams
-
     from quote_mod_sdk.generation import Generation
+    from quote_serving.engine.sampling import SamplingParams
 
     vocab = len(tokenizer)
     bridge = SchedulerBridge(_Host(), vocab_size=vocab, stats=EngineStats())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from quote_serving.engine.sglang.rollback import SyncKind, plan_sync
 
 S = [10, 11, 12, 13, 14, 15]  # what SGLang holds after the forward (prompt 10, 11 + output)

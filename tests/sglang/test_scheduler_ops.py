@@ -7,6 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+
 from quote_serving.engine.sglang.rollback import SyncKind, SyncPlan
 from quote_serving.engine.sglang.scheduler_ops import SchedulerOps
 

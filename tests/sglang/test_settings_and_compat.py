@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import torch
+
 from quote_serving.engine.sglang import compat
 from quote_serving.engine.sglang.compat import SGLangConfigError, check_server_args
 from quote_serving.engine.sglang.settings import SGLangEngineSettings

@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 import torch
-from quote_serving.engine.sampling import SamplingParams
-from quote_serving.engine.sglang.rollback import SyncKind
-from quote_serving.engine.sglang.step import StepOptions, StepRunner
-from quote_serving.engine.sglang.tracked import RequestTable
 
 from quote_mod_sdk import ForwardPass, mod
 from quote_mod_sdk.events import top_k_logprobs
 from quote_mod_sdk.generation import Generation, GenerationParams
+from quote_serving.engine.sampling import SamplingParams
+from quote_serving.engine.sglang.rollback import SyncKind
+from quote_serving.engine.sglang.step import StepOptions, StepRunner
+from quote_serving.engine.sglang.tracked import RequestTable
 
 PROMPT = [5, 6, 7]
 DECODE = StepOptions(decode=True)

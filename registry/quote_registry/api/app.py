@@ -6,6 +6,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+
 from quote_registry.api.deps import RegistryState
 from quote_registry.api.routes import gateway, keys, mods, tenants
 from quote_registry.db import make_engine, make_sessionmaker, transaction

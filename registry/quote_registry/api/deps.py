@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy.orm import Session, sessionmaker
+
 from quote_registry.errors import Unauthorized
 from quote_registry.services.auth import Principal, authenticate
 from quote_registry.settings import RegistrySettings
-from sqlalchemy.orm import Session, sessionmaker
 
 
 @dataclass

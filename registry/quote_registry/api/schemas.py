@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
 from quote_registry.models import Alias, ApiKey, Mod, ModVersion, SigningKey, Tenant
 
 

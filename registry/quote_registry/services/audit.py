@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from quote_registry.models import AuditEvent
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+
+from quote_registry.models import AuditEvent
 
 
 def record(session: Session, *, tenant_id: int | None, actor: str, action: str, target: str, **detail: Any) -> None:

@@ -13,11 +13,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from quote_registry.errors import Forbidden, Invalid, NotFound, Unauthorized
 from quote_registry.models import ApiKey, Tenant
 from quote_registry.services import audit
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 SCOPES = frozenset({"infer", "publish", "admin", "service"})
 PRIVILEGED_SCOPES = frozenset({"admin", "service"})

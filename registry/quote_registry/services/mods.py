@@ -12,16 +12,16 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from quote_registry.errors import Conflict, Invalid, NotFound, RegistryError, SignatureRejected
-from quote_registry.models import Alias, Mod, ModVersion, SigningKey, Tenant
-from quote_registry.services import audit, semver, signing_keys
-from quote_registry.services.auth import Principal
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from quote_mod_sdk.errors import SerializationError
 from quote_mod_sdk.serialize import bundle_digest, canonical_bundle, validate_bundle
+from quote_registry.errors import Conflict, Invalid, NotFound, RegistryError, SignatureRejected
+from quote_registry.models import Alias, Mod, ModVersion, SigningKey, Tenant
+from quote_registry.services import audit, semver, signing_keys
+from quote_registry.services.auth import Principal
 
 MOD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 ALIAS_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")

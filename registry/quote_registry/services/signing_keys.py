@@ -5,16 +5,16 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from quote_registry.errors import Conflict, Invalid, NotFound, SignatureRejected
-from quote_registry.models import SigningKey
-from quote_registry.services import audit
-from quote_registry.services.auth import Principal
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from quote_mod_sdk.errors import SignatureError
 from quote_mod_sdk.signing import load_public_key, public_key_b64, public_key_id, verify_bundle
+from quote_registry.errors import Conflict, Invalid, NotFound, SignatureRejected
+from quote_registry.models import SigningKey
+from quote_registry.services import audit
+from quote_registry.services.auth import Principal
 
 
 def add_key(session: Session, *, principal: Principal, public_key: str, name: str = "") -> SigningKey:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 
-from quote_registry.errors import Conflict, Invalid, NotFound
-from quote_registry.models import ApiKey, Tenant
-from quote_registry.services import audit, auth
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+
+from quote_registry.errors import Conflict, Invalid, NotFound
+from quote_registry.models import ApiKey, Tenant
+from quote_registry.services import audit, auth
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 ADMIN_TENANT = "admin"

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from quote_registry.errors import Invalid
-from quote_registry.models import ApiKey, Tenant, UsageRecord
-from quote_registry.services.auth import Principal
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+
+from quote_registry.errors import Invalid
+from quote_registry.models import ApiKey, Tenant, UsageRecord
+from quote_registry.services.auth import Principal
 
 __all__ = ["MAX_BATCH", "Recorded", "UsageTotal", "record", "totals"]
 

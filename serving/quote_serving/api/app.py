@@ -7,11 +7,12 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 from quote_serving.api.context import ServingContext
 from quote_serving.api.errors import error_body, install_error_handlers
 from quote_serving.api.observability import install_observability
 from quote_serving.api.routes import chat, completions, health, metrics, models, mods, timeline, traces
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider

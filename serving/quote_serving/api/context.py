@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+
 from quote_serving.mods.source import ModSource
 from quote_serving.runtime.mod_runtime import ModRuntime
 from quote_serving.settings import ServeSettings

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import Request
+
 from quote_serving.api.context import ServingContext
 from quote_serving.api.errors import ModRequestError, QuoteAPIError, error_body
 from quote_serving.api.streaming import HoldbackViolation, StreamCursor

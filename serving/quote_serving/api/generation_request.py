@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from quote_mod_sdk.generation import GenerationParams
 from quote_registry.client import RegistryClientError
 from quote_serving.api.context import ServingContext
 from quote_serving.api.errors import BadRequestError, ForbiddenError, NotFoundError, UpstreamError
@@ -14,8 +15,6 @@ from quote_serving.engine.sampling import SamplingParams
 from quote_serving.mods.registry_source import ModRejectedError
 from quote_serving.mods.store import ModVersion, UnknownModError
 from quote_serving.runtime.requests import GenerationRequest
-
-from quote_mod_sdk.generation import GenerationParams
 
 __all__ = ["build_chat_request", "build_completion_request", "resolve_model"]
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, FastAPI, Request
+
 from quote_serving.api.context import ServingContext
 from quote_serving.observability import Observability, TraceContextMiddleware
 

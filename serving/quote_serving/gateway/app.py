@@ -14,6 +14,8 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.routing import Route as AsgiRoute
+
 from quote_serving.api.errors import install_error_handlers
 from quote_serving.gateway.components import Gateway, route_source
 from quote_serving.gateway.edge import INFERENCE_PATHS, GatewayEdge
@@ -21,7 +23,6 @@ from quote_serving.gateway.route_sources import RouteSource
 from quote_serving.gateway.routes import Route
 from quote_serving.gateway.settings import GatewaySettings
 from quote_serving.observability import QuoteMetrics
-from starlette.routing import Route as AsgiRoute
 
 __all__ = ["create_gateway_app"]
 

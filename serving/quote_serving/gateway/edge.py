@@ -22,6 +22,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 from quote_serving.api.errors import ForbiddenError, QuoteAPIError
 from quote_serving.gateway.components import Gateway
 from quote_serving.gateway.errors import RateLimitError, send_error
@@ -30,7 +32,6 @@ from quote_serving.gateway.keys import KeyGrant, bearer_key
 from quote_serving.gateway.limits import Ticket
 from quote_serving.gateway.metering import ResponseMeter
 from quote_serving.gateway.routes import Decision
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["Access", "GatewayEdge", "classify"]
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import json
 
-from quote_serving.api.errors import QuoteAPIError, error_body
 from starlette.types import Send
+
+from quote_serving.api.errors import QuoteAPIError, error_body
 
 __all__ = [
     "AuthenticationError",

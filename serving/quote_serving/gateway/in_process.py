@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from fastapi import FastAPI
+
 from quote_serving.gateway.components import Gateway
 from quote_serving.gateway.edge import GatewayEdge
 from quote_serving.gateway.route_sources import EmbeddedRoutes

@@ -15,10 +15,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.types import Receive, Scope
+
 from quote_serving.api.errors import BadRequestError, PayloadTooLargeError
 from quote_serving.gateway.errors import RequestTimeoutError
 from quote_serving.gateway.routes import Decision
-from starlette.types import Receive, Scope
 
 __all__ = ["ADMISSION", "Admission", "ClientGone", "InferenceRequest", "read_body"]
 

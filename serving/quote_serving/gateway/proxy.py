@@ -16,12 +16,13 @@ import asyncio
 import logging
 
 import aiohttp
+from starlette.types import Receive, Scope, Send
+
 from quote_serving.api.errors import QuoteAPIError, UpstreamError
 from quote_serving.gateway.errors import send_error
 from quote_serving.gateway.inference import ADMISSION, Admission
 from quote_serving.gateway.replicas import Replica, ReplicaSet
 from quote_serving.gateway.trust import SIGNATURE_HEADER, TENANT_HEADER, sign_tenant
-from starlette.types import Receive, Scope, Send
 
 __all__ = ["ProxyApp"]
 

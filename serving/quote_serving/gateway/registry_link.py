@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+
 from quote_serving.gateway.keys import IntrospectionFailed
 
 __all__ = ["RegistryLink", "UsageWriteFailed"]

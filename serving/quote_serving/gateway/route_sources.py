@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
 from quote_serving.gateway.routes import ALL, Route, RouteTable
 
 __all__ = [

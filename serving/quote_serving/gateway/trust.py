@@ -18,8 +18,9 @@ import hmac
 import logging
 import time
 
-from quote_serving.gateway.errors import AuthenticationError, send_error
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from quote_serving.gateway.errors import AuthenticationError, send_error
 
 __all__ = ["SIGNATURE_HEADER", "TENANT_HEADER", "TrustedTenant", "sign_tenant", "verify_tenant"]
 

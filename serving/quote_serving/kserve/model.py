@@ -13,6 +13,7 @@ import logging
 
 from fastapi import FastAPI
 from kserve import Model
+
 from quote_serving.api.app import create_app
 from quote_serving.api.context import ServingContext
 from quote_serving.embedded import build_embedded_context

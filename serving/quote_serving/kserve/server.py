@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from kserve import ModelServer
 from kserve import model_server as kserve_model_server
+
 from quote_serving.kserve.model import QuoteKServeModel
 from quote_serving.kserve.routing import install_openai_app
 from quote_serving.settings import ServeSettings

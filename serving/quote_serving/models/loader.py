@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+
 from quote_serving.models.tiny import tiny_model_dir
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,8 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from quote_serving.mods.errors import ModConflictError, UnknownModError
-
 from quote_mod_sdk.serialize import bundle_digest, validate_bundle
+from quote_serving.mods.errors import ModConflictError, UnknownModError
 
 __all__ = ["BundleStore", "ResolvedMod"]
 

@@ -15,13 +15,12 @@ from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
-from quote_registry.client import RegistryClient, RegistryClientError
-from quote_serving.mods.store import ModConflictError, ModVersion, UnknownModError
-
 from quote_mod_sdk.errors import SignatureError
 from quote_mod_sdk.mod import Mod
 from quote_mod_sdk.serialize import load_mod
 from quote_mod_sdk.signing import load_public_key, verify_bundle
+from quote_registry.client import RegistryClient, RegistryClientError
+from quote_serving.mods.store import ModConflictError, ModVersion, UnknownModError
 
 __all__ = ["ModRejectedError", "RegistryModSource"]
 

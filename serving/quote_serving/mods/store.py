@@ -11,11 +11,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from quote_serving.mods.bundles import BundleStore, ResolvedMod
-from quote_serving.mods.errors import ModConflictError, UnknownModError
-
 from quote_mod_sdk.mod import Mod
 from quote_mod_sdk.serialize import bundle_digest, load_mod, validate_bundle
+from quote_serving.mods.bundles import BundleStore, ResolvedMod
+from quote_serving.mods.errors import ModConflictError, UnknownModError
 
 __all__ = ["LocalModStore", "ModConflictError", "ModVersion", "UnknownModError"]
 

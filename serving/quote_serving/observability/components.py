@@ -22,6 +22,7 @@ from quote_serving.runtime.observers import RuntimeObserver
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
+
     from quote_serving.runtime.mod_runtime import ModRuntime
     from quote_serving.settings import ServeSettings
 

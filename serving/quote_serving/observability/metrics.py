@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
 from quote_serving.observability.interventions import interventions, token_counts
 from quote_serving.runtime.observers import RuntimeObserver
 
 if TYPE_CHECKING:
-    from quote_serving.runtime.requests import RequestHandle
-
     from quote_mod_sdk.generation import RequestTrace
+    from quote_serving.runtime.requests import RequestHandle
 
 __all__ = ["METRICS", "MOD_ERROR_KINDS", "NONE", "MetricSpec", "MetricsObserver", "QuoteMetrics"]
 

@@ -19,14 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
+
 from quote_serving.observability.interventions import Intervention, interventions, token_counts
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer
-    from quote_serving.runtime.observers import RequestTimings
-    from quote_serving.runtime.requests import GenerationRequest
 
     from quote_mod_sdk.generation import RequestTrace
+    from quote_serving.runtime.observers import RequestTimings
+    from quote_serving.runtime.requests import GenerationRequest
 
 __all__ = ["INTERVENTION_EVENT", "FinishedRequest", "emit_request_spans"]
 

@@ -29,13 +29,13 @@ from opentelemetry import propagate
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, SpanExporter
+
 from quote_serving.observability.spans import FinishedRequest, emit_request_spans
 from quote_serving.runtime.observers import RuntimeObserver
 
 if TYPE_CHECKING:
-    from quote_serving.runtime.requests import RequestHandle
-
     from quote_mod_sdk.generation import RequestTrace
+    from quote_serving.runtime.requests import RequestHandle
 
 __all__ = ["DEFAULT_SERVICE_NAME", "SpanObserver", "TracingConfigError", "tracer_provider_from_env"]
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from ray import serve
+from ray.serve import Application
+
 from quote_serving.ray_serve.args import QuoteAppArgs
 from quote_serving.ray_serve.engine import QuoteEngine
 from quote_serving.ray_serve.ingress import QuoteIngress
 from quote_serving.ray_serve.mod_store import QuoteModStore
-from ray import serve
-from ray.serve import Application
 
 __all__ = ["DEPLOYMENTS", "app_builder", "build_app"]
 

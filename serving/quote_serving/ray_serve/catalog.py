@@ -24,12 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+from quote_mod_sdk.serialize import bundle_digest, validate_bundle
 from quote_serving.api.errors import QuoteAPIError
 from quote_serving.mods.store import ModVersion, UnknownModError
 from quote_serving.ray_serve.bundle_store import BundleStorePort, ResolvedMod
 from quote_serving.ray_serve.mod_cache import ModCache
-
-from quote_mod_sdk.serialize import bundle_digest, validate_bundle
 
 __all__ = ["ModCatalog", "ModStoreUnavailableError"]
 

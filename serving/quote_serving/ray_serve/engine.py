@@ -21,6 +21,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import torch
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from quote_mod_sdk.mod import Mod
 from quote_serving.engine.embedded import EmbeddedBackend
 from quote_serving.models.loader import load_model
 from quote_serving.ray_serve.args import QuoteAppArgs
@@ -29,10 +33,6 @@ from quote_serving.ray_serve.sources import mod_source_for
 from quote_serving.ray_serve.wire import EngineRequest, EngineUpdate, ModRef, to_generation_request
 from quote_serving.runtime.mod_runtime import ModRuntime, RuntimeSettings
 from quote_serving.runtime.requests import RequestHandle, Snapshot
-from ray import serve
-from ray.serve.handle import DeploymentHandle
-
-from quote_mod_sdk.mod import Mod
 
 __all__ = ["EngineUnhealthyError", "QuoteEngine", "coalesced"]
 

@@ -19,6 +19,9 @@ import time
 from typing import Any, cast
 
 from fastapi import FastAPI
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
 from quote_serving.api.app import create_app
 from quote_serving.api.context import ServingContext
 from quote_serving.ray_serve.args import QuoteAppArgs
@@ -28,8 +31,6 @@ from quote_serving.ray_serve.remote_runtime import RemoteRuntime
 from quote_serving.ray_serve.replica_header import ReplicaHeader
 from quote_serving.ray_serve.sources import mod_source_for
 from quote_serving.settings import ServeSettings
-from ray import serve
-from ray.serve.handle import DeploymentHandle
 
 __all__ = ["QuoteIngress"]
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
 from quote_serving.ray_serve.app import build_app
 from quote_serving.ray_serve.args import QuoteAppArgs
 

@@ -14,12 +14,11 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
+from quote_mod_sdk.mod import Mod
 from quote_serving.mods.source import ModSource
 from quote_serving.mods.store import ModVersion
 from quote_serving.ray_serve.mod_cache import DigestMismatchError, ModCache
 from quote_serving.ray_serve.wire import ModRef
-
-from quote_mod_sdk.mod import Mod
 
 __all__ = ["EngineMods", "TrackedSource"]
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from quote_serving.mods.store import ModConflictError, UnknownModError
-from quote_serving.ray_serve.bundle_store import BundleStore, ResolvedMod
 from ray.exceptions import RayTaskError
 from ray.serve.handle import DeploymentHandle
 
 from quote_mod_sdk.errors import QuoteModError
+from quote_serving.mods.store import ModConflictError, UnknownModError
+from quote_serving.ray_serve.bundle_store import BundleStore, ResolvedMod
 
 __all__ = ["QuoteModStore", "StoreClient"]
 

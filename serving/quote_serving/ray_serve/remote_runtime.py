@@ -27,18 +27,18 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from quote_serving.ray_serve.mod_refs import TrackedSource
-from quote_serving.ray_serve.replica_header import ReplicaSlot, current_slot
-from quote_serving.ray_serve.wire import EngineRequest, EngineUpdate, ModRef, to_wire
-from quote_serving.runtime.observers import RuntimeObserver, notify
-from quote_serving.runtime.requests import RequestHandle, Snapshot
-from quote_serving.runtime.traces import StoredTrace, TraceStore
 from ray.exceptions import RayError
 from ray.serve.exceptions import RayServeException
 from ray.serve.handle import DeploymentHandle
 
 from quote_mod_sdk.generation import RequestTrace
 from quote_mod_sdk.mod import Mod
+from quote_serving.ray_serve.mod_refs import TrackedSource
+from quote_serving.ray_serve.replica_header import ReplicaSlot, current_slot
+from quote_serving.ray_serve.wire import EngineRequest, EngineUpdate, ModRef, to_wire
+from quote_serving.runtime.observers import RuntimeObserver, notify
+from quote_serving.runtime.requests import RequestHandle, Snapshot
+from quote_serving.runtime.traces import StoredTrace, TraceStore
 
 __all__ = ["EngineInfo", "RemoteRuntime"]
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from ray.serve.handle import DeploymentHandle
+
 from quote_serving.mods.source import ModSource
 from quote_serving.ray_serve.args import QuoteAppArgs
 from quote_serving.ray_serve.catalog import ModCatalog
 from quote_serving.ray_serve.mod_store import StoreClient
 from quote_serving.settings import ServeSettings
-from ray.serve.handle import DeploymentHandle
 
 __all__ = ["mod_source_for"]
 

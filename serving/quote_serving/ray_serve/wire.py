@@ -14,12 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from quote_mod_sdk.generation import GenerationParams, RequestTrace
+from quote_mod_sdk.mod import Mod
 from quote_serving.engine.sampling import SamplingParams
 from quote_serving.runtime.observers import RequestTimings
 from quote_serving.runtime.requests import GenerationRequest, Snapshot
-
-from quote_mod_sdk.generation import GenerationParams, RequestTrace
-from quote_mod_sdk.mod import Mod
 
 __all__ = ["EngineRequest", "EngineUpdate", "ModRef", "to_generation_request", "to_wire"]
 

@@ -33,15 +33,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+from quote_mod_sdk.generation import Generation
+from quote_mod_sdk.tensor import to_numpy
 from quote_serving.engine.port import EngineBackend, EngineError
 from quote_serving.engine.sampling import SamplingParams, sample
 from quote_serving.runtime.budget import ModBudget
 from quote_serving.runtime.observers import RuntimeObserver, notify
 from quote_serving.runtime.requests import RequestHandle, Snapshot
 from quote_serving.runtime.traces import StoredTrace, TraceStore
-
-from quote_mod_sdk.generation import Generation
-from quote_mod_sdk.tensor import to_numpy
 
 __all__ = ["ModRuntime", "RuntimeSettings"]
 

@@ -22,9 +22,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from quote_serving.runtime.requests import RequestHandle
-
     from quote_mod_sdk.generation import RequestTrace
+    from quote_serving.runtime.requests import RequestHandle
 
 __all__ = ["RequestTimings", "RuntimeObserver", "notify"]
 

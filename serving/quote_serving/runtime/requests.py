@@ -13,11 +13,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from quote_serving.engine.sampling import SamplingParams
-from quote_serving.runtime.observers import RequestTimings
-
 from quote_mod_sdk.generation import GenerationParams, RequestTrace
 from quote_mod_sdk.mod import Mod
+from quote_serving.engine.sampling import SamplingParams
+from quote_serving.runtime.observers import RequestTimings
 
 __all__ = ["GenerationRequest", "RequestHandle", "Snapshot"]
 

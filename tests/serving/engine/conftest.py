@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import torch
+
 from quote_serving.engine.embedded import EmbeddedBackend
 from quote_serving.models.tiny import build_tiny_model, build_tiny_tokenizer
 

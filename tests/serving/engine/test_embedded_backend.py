@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+
 from quote_serving.engine import EngineBackend
 from quote_serving.engine.embedded import EmbeddedBackend
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from quote_serving.engine.embedded import EmbeddedBackend
 from quote_serving.models.loader import ModelLoadError, load_model, resolve_dtype
 from quote_serving.models.tiny import tiny_model_dir

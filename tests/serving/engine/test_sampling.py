@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from quote_serving.engine.sampling import SamplingParams, filtered_probs, sample
 
 VOCAB = 50

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
+
 from quote_registry.api.deps import CallerDep, SessionDep
 from quote_registry.api.schemas import IntrospectBody, UsageBatch, introspection_out
 from quote_registry.errors import Unauthorized

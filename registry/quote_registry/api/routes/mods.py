@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
+
 from quote_registry.api.deps import CallerDep, SessionDep, StateDep
 from quote_registry.api.schemas import AliasBody, ModPatch, PublishBody, YankBody, mod_out, signing_key_out, version_out
 from quote_registry.errors import Invalid

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
+
 from quote_registry.api.deps import CallerDep, SessionDep
 from quote_registry.api.schemas import TenantCreate, tenant_out
 from quote_registry.services import audit, tenants

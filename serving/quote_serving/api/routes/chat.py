@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
+
 from quote_serving.api.context import Ctx, ServingContext
 from quote_serving.api.execution import first_news, run_to_end, sse, stream_events, submit
 from quote_serving.api.generation_request import build_chat_request

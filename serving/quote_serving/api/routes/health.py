@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+
 from quote_serving.api.context import Ctx
 
 router = APIRouter(tags=["health"])

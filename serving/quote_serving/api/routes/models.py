@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
+
 from quote_serving.api.context import Ctx
 from quote_serving.api.errors import NotFoundError
 from quote_serving.api.generation_request import resolve_model

@@ -7,12 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
+
+from quote_mod_sdk.errors import QuoteModError
 from quote_registry.client import RegistryClientError
 from quote_serving.api.context import Ctx
 from quote_serving.api.errors import BadRequestError, NotFoundError, QuoteAPIError, UpstreamError
 from quote_serving.mods.store import ModConflictError, ModVersion, UnknownModError
-
-from quote_mod_sdk.errors import QuoteModError
 
 router = APIRouter(tags=["mods"])
 logger = logging.getLogger(__name__)

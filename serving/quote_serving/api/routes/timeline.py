@@ -11,6 +11,7 @@ from importlib import resources
 
 from fastapi import APIRouter
 from fastapi.responses import Response
+
 from quote_serving.api.errors import NotFoundError
 
 router = APIRouter(tags=["observability"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+
 from quote_serving.api.context import Ctx
 from quote_serving.api.errors import NotFoundError, QuoteAPIError
 from quote_serving.api.observability import CallerTenant, Obs

@@ -20,10 +20,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from quote_serving.engine.embedded.batch import PackedBatch, Segment
-from quote_serving.engine.port import EngineError
 from transformers import AttentionInterface, PreTrainedModel
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+from quote_serving.engine.embedded.batch import PackedBatch, Segment
+from quote_serving.engine.port import EngineError
 
 ATTENTION_NAME = "quote_varlen"
 BATCH_KWARG = "quote_batch"

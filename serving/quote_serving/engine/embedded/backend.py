@@ -29,6 +29,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from transformers import PreTrainedModel
+
 from quote_serving.engine.embedded.attention import BATCH_KWARG, varlen_attention_enabled
 from quote_serving.engine.embedded.batch import PackedBatch, pack
 from quote_serving.engine.embedded.kv_store import KVCacheStore, KVLayout
@@ -43,7 +45,6 @@ from quote_serving.engine.port import (
     InvalidTokenError,
     UnknownSequenceError,
 )
-from transformers import PreTrainedModel
 
 
 class EmbeddedBackend:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
+
 from quote_serving.engine.embedded.kv_store import SequenceKV
 from quote_serving.engine.embedded.sequences import SequenceState
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from quote_serving.engine.port import CapacityError
 from transformers import PreTrainedModel
+
+from quote_serving.engine.port import CapacityError
 
 _ALIGN = 64  # growth with headroom rounds capacities up to this, so small extends rarely reallocate
 

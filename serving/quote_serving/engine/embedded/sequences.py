@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
+
 from quote_serving.engine.port import InvalidRollbackError
 
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
+
 from quote_serving.engine.port import EngineStats
 from quote_serving.engine.sglang.rollback import SyncKind, SyncPlan
 from quote_serving.engine.sglang.scheduler_ops import SchedulerOps

@@ -27,9 +27,10 @@ def install_hooks() -> None:
     `load_plugins` runs the `sglang.srt.plugins` entry points (Quote's, when installed as a
     distribution); `register` covers a checkout on PYTHONPATH or an `SGLANG_PLUGINS` filter.
     """
-    from quote_serving.engine.sglang.plugin import HOOKS, register
     from sglang.srt.plugins import load_plugins
     from sglang.srt.plugins.hook_registry import HookRegistry
+
+    from quote_serving.engine.sglang.plugin import HOOKS, register
 
     load_plugins()
     register()

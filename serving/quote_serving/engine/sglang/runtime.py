@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from quote_serving.engine.port import EngineError, EngineStats
 from quote_serving.engine.sglang.bridge import SchedulerBridge, activate, active_bridge, deactivate
 from quote_serving.engine.sglang.scheduler_ops import SchedulerOps

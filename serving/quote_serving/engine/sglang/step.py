@@ -23,12 +23,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+
+from quote_mod_sdk.generation import SamplePlan
 from quote_serving.engine.sampling import SamplingParams, sample
 from quote_serving.engine.sglang.logits_edits import LogitsEditBatch, shares_row
 from quote_serving.engine.sglang.rollback import SyncPlan, plan_sync
 from quote_serving.engine.sglang.tracked import TrackedRequest
-
-from quote_mod_sdk.generation import SamplePlan
 
 __all__ = ["StepOptions", "StepOutput", "StepRunner"]
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from quote_serving.engine.sglang.rollback import SyncPlan
-
 from quote_mod_sdk.generation import Generation
+from quote_serving.engine.sglang.rollback import SyncPlan
 
 __all__ = ["RequestTable", "TrackedRequest"]
 
