@@ -27,11 +27,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import torch
+from bench_mods import backtrack_every, noop
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from quote_mod_sdk import Added, mod
 from quote_mod_sdk.generation import GenerationParams
 from quote_serving.engine.embedded import EmbeddedBackend
 from quote_serving.engine.sampling import SamplingParams
@@ -52,16 +52,7 @@ PROMPTS = [
 ]
 
 
-@mod(max_backtrack=0)
-def noop(event, actions):  # type: ignore[no-untyped-def]
-    return None  # 4 mod calls per token, all recorded and timed
-
-
-@mod(max_backtrack=4)
-def backtrack_every_8(event, actions):  # type: ignore[no-untyped-def]
-    if isinstance(event, Added) and not event.forced and event.step % 8 == 0:
-        return actions.backtrack(2, [5, 6])  # an intervention (a span event) every 8 steps
-    return None
+backtrack_every_8 = backtrack_every(8, 2, [5, 6])  # an intervention (a span event) every 8 steps
 
 
 class _SinkHandler(BaseHTTPRequestHandler):

@@ -19,8 +19,8 @@ import uuid
 from typing import Any
 
 import torch
+from bench_mods import backtrack_every, mask, noop
 
-from quote_mod_sdk import Added, ForwardPass, mod
 from quote_mod_sdk.generation import GenerationParams
 from quote_serving.engine.embedded import EmbeddedBackend
 from quote_serving.engine.sampling import SamplingParams
@@ -49,25 +49,7 @@ PROMPTS = [
 ]
 
 
-@mod(max_backtrack=0)
-def noop(event, actions):  # type: ignore[no-untyped-def]
-    return None
-
-
-@mod(max_backtrack=0)
-def mask(event, actions):  # type: ignore[no-untyped-def]
-    if isinstance(event, ForwardPass):
-        row = event.logits.clone()
-        row[17] = -1e9
-        return actions.adjust_logits(row)
-    return None
-
-
-@mod(max_backtrack=8)
-def backtrack_every_32(event, actions):  # type: ignore[no-untyped-def]
-    if isinstance(event, Added) and not event.forced and event.step % 32 == 0:
-        return actions.backtrack(8, [5, 6, 7, 8, 9, 10, 11, 12])
-    return None
+backtrack_every_32 = backtrack_every(32, 8, [5, 6, 7, 8, 9, 10, 11, 12])
 
 
 def hf_generate(model: Any, prompts: list[list[int]]) -> float:

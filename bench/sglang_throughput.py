@@ -97,26 +97,7 @@ def run_vanilla(model: str, args: argparse.Namespace, overlap: bool) -> dict[str
 
 
 def quote_mods() -> dict[str, Any]:
-    from quote_mod_sdk import ForwardPass, mod
-
-    @mod(max_backtrack=0)
-    def noop(event, actions):  # type: ignore[no-untyped-def]
-        return None
-
-    @mod(max_backtrack=0)
-    def mask(event, actions):  # type: ignore[no-untyped-def]
-        if isinstance(event, ForwardPass):
-            row = event.logits.clone()
-            row[17] = -1e9
-            return actions.adjust_logits(row)
-        return None
-
-    @mod(max_backtrack=0)
-    def mask_inplace(event, actions):  # type: ignore[no-untyped-def]
-        if isinstance(event, ForwardPass):
-            event.logits[17] = -1e9
-            return actions.adjust_logits(event.logits)
-        return None
+    from bench_mods import mask, mask_inplace, noop  # the mods every bench measures (bench/bench_mods.py)
 
     return {"none": None, "noop": noop, "mask": mask, "mask-inplace": mask_inplace}
 
@@ -194,15 +175,9 @@ def run_quote(model: str, args: argparse.Namespace, mod_name: str) -> dict[str, 
 
 def backtrack_vs_prefill(runtime: Any, vocab: int) -> dict[str, float]:
     """Step time of 'backtrack 8 + reinject 8' at 2k context vs a cold 2k prefill (ms, medians)."""
-    from quote_mod_sdk import ForwardPass, mod
+    from bench_mods import rewind_every
 
-    reinject = [5, 6, 7, 8, 9, 10, 11, 12]
-
-    @mod(max_backtrack=8)
-    def rewind(event, actions):  # type: ignore[no-untyped-def]
-        if isinstance(event, ForwardPass) and event.step >= 10 and event.step % 2 == 0:
-            return actions.backtrack(8, reinject)
-        return None
+    rewind = rewind_every(2, 8, [5, 6, 7, 8, 9, 10, 11, 12], first_step=10)
 
     (handle,) = submit_all(runtime, prompts(1, CONTEXT, vocab, seed=7), rewind, 40, 0)
     ends = handle.timings.step_end_ns

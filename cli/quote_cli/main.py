@@ -48,7 +48,7 @@ def serve(
     from quote_serving.settings import ServeSettings
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    given = {
+    given: dict[str, Any] = {
         "model": model,
         "host": host,
         "port": port,
@@ -103,7 +103,7 @@ def gateway_command(
     from quote_serving.gateway import GatewayConfigError, GatewaySettings, RoutesError, create_gateway_app
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    given = {"routes": routes, "routes_dir": routes_dir, "registry_url": registry_url}
+    given: dict[str, Any] = {"routes": routes, "routes_dir": routes_dir, "registry_url": registry_url}
     given |= {"registry_api_key": registry_api_key, "redis_url": redis_url, "host": host, "port": port}
     try:
         application = create_gateway_app(GatewaySettings(**{k: v for k, v in given.items() if v is not None}))

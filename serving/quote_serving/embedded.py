@@ -41,7 +41,7 @@ def mod_source(settings: ServeSettings) -> ModSource:
         return LocalModStore()
     key = settings.registry_api_key.get_secret_value() if settings.registry_api_key else ""
     logger.info("resolving mods from the registry at %s", settings.registry_url)
-    return RegistryModSource(RegistryClient(settings.registry_url, key), dev_mode=settings.dev_mode)
+    return RegistryModSource(RegistryClient(settings.registry_url, key), dev_mode=bool(settings.dev_mode))
 
 
 def build_embedded_app(settings: ServeSettings) -> FastAPI:

@@ -36,7 +36,9 @@ def test_component_folders_hold_nothing_but_their_package() -> None:
     for name, component in COMPONENTS.items():
         if component == ROOT:
             continue
-        stray = [p.relative_to(ROOT) for p in _python_files(component) if name not in p.relative_to(component).parts[:1]]
+        stray = [
+            p.relative_to(ROOT) for p in _python_files(component) if name not in p.relative_to(component).parts[:1]
+        ]
         assert not stray, f"Python files outside {component.name}/{name}/: {stray}"
 
 
@@ -70,7 +72,9 @@ def test_every_quote_import_resolves_to_a_file_in_the_checkout() -> None:
 
 def test_no_package_dir_remapping_in_pyproject() -> None:
     text = (ROOT / "pyproject.toml").read_text()
-    assert "package-dir =" not in text and "[tool.setuptools.package-dir]" not in text, "packages are found under their import names, never remapped"
+    assert "package-dir =" not in text and "[tool.setuptools.package-dir]" not in text, (
+        "packages are found under their import names, never remapped"
+    )
 
 
 def test_readme_folder_table_matches_the_tree() -> None:

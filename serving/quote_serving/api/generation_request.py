@@ -58,7 +58,7 @@ def _completion_prompt(ctx: ServingContext, body: CompletionRequest) -> list[int
     vocab = ctx.runtime.backend.vocab_size
     if any(not isinstance(t, int) or t < 0 or t >= vocab for t in body.prompt):
         raise BadRequestError(f"prompt token ids must be integers in [0, {vocab})", param="prompt")
-    return list(body.prompt)
+    return [int(t) for t in body.prompt]
 
 
 def _params(

@@ -67,7 +67,8 @@ class TrustedTenant:
         await self.app(scope, receive, send)
 
     def _tenant(self, scope: Scope) -> str | None:
-        tenant = signature = None
+        tenant: str | None = None
+        signature: str | None = None
         for name, value in scope["headers"]:
             if name == b"x-quote-tenant":
                 tenant = value.decode("latin-1")

@@ -116,7 +116,7 @@ def build_tiny_tokenizer(spec: TinyModelSpec | None = None) -> Any:
         show_progress=False,
     )
     tok.train_from_iterator(_corpus(spec.seed), trainer=trainer)
-    fast = PreTrainedTokenizerFast(
+    fast = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]  # transformers leaves its constructor untyped
         tokenizer_object=tok,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
@@ -148,13 +148,15 @@ def build_tiny_model(spec: TinyModelSpec | None = None, *, vocab_size: int | Non
         initializer_range=0.1,
     )
     torch.manual_seed(spec.seed)
-    return LlamaForCausalLM(config).eval()
+    model = LlamaForCausalLM(config)
+    model.train(False)  # inference mode (what .eval() does; typed, unlike .eval)
+    return model
 
 
 def tiny_model_dir(spec: TinyModelSpec | None = None, cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """Build (once) and cache the tiny model + tokenizer on disk; returns the directory."""
     spec = spec or TinyModelSpec()
-    root = Path(cache_dir or os.environ.get("QUOTE_CACHE_DIR", Path.home() / ".cache" / "quote"))
+    root = Path(cache_dir or os.environ.get("QUOTE_CACHE_DIR") or Path.home() / ".cache" / "quote")
     target = root / f"tiny-llama-{spec.digest()}"
     if (target / "config.json").exists() and (target / "tokenizer.json").exists():
         return target

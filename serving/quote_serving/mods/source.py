@@ -15,7 +15,10 @@ from quote_serving.mods.store import ModVersion
 
 
 class ModSource(Protocol):
-    dev_mode: bool  # unsigned mods load (said in logs and /v1/models)
+    @property
+    def dev_mode(self) -> bool:
+        """Unsigned mods load (said in logs and /v1/models)."""
+        ...
 
     def resolve(self, name: str, ref: str | None = None, *, tenant: str | None = None) -> ModVersion:
         """The loaded mod for `name` at `ref` (version, alias or range; None = latest).

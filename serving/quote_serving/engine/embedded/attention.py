@@ -45,7 +45,7 @@ def varlen_attention(
     if batch is None:  # someone ran the model while our name was set: behave like plain SDPA
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout, scaling, **kwargs)
     _check_supported(module, kwargs)
-    layer = module.layer_idx
+    layer: int = module.layer_idx  # type: ignore[assignment]  # set by transformers on every attention module; nn.Module types attributes as Tensor | Module
     window = kwargs.get("sliding_window")
     new_kv = torch.stack((key[0], value[0]))  # [2, kv_heads, T, head_dim]: one cache write per segment
     outputs = []
