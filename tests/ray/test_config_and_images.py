@@ -69,13 +69,13 @@ def _copied_paths() -> list[str]:
     return [source for sources in copies for source in sources]
 
 
-def test_dockerfile_copies_files_that_exist_and_every_package_dir() -> None:
+def test_dockerfile_copies_files_that_exist_and_every_component_folder() -> None:
     copied = _copied_paths()
     for source in copied:
         assert (REPO / source).exists(), f"docker/Dockerfile copies {source}, which does not exist"
-    package_dir = re.search(r"^package-dir = \{(.*)\}$", (REPO / "pyproject.toml").read_text(), re.MULTILINE)
-    assert package_dir is not None
-    directories = re.findall(r'= "([^"]+)"', package_dir.group(1))
+    where = re.search(r"^where = \[(.*)\]$", (REPO / "pyproject.toml").read_text(), re.MULTILINE)
+    assert where is not None, "pyproject.toml finds packages in the component folders"
+    directories = re.findall(r'"([^"]+)"', where.group(1))
     for directory in {"quote_mod_sdk", *directories}:
         covered = any(f"{directory}/".startswith(path) for path in copied)
         assert covered, f"pyproject.toml installs {directory}/, which the image lacks"
