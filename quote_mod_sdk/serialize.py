@@ -27,6 +27,7 @@ from typing import Any
 
 from quote_mod_sdk.errors import SerializationError
 from quote_mod_sdk.mod import Mod, as_mod
+from quote_mod_sdk.names import InvalidName, check_mod_name
 
 __all__ = [
     "bundle_digest",
@@ -39,7 +40,6 @@ __all__ = [
 
 BUNDLE_FIELDS = ("language", "module", "entrypoint", "source", "name", "description", "files")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-_MOD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 def serialize_mod(
@@ -117,8 +117,10 @@ def validate_bundle(bundle: Any) -> dict[str, Any]:
     if not _IDENT.match(bundle["module"]) or not _IDENT.match(bundle["entrypoint"]):
         raise SerializationError("mod bundle 'module' and 'entrypoint' must be Python identifiers")
     name = bundle.get("name") or bundle["entrypoint"]
-    if not isinstance(name, str) or not _MOD_NAME.match(name):
-        raise SerializationError(f"mod name {name!r} must be 1-128 letters, digits, '_', '-' or '.'")
+    try:
+        check_mod_name(name)
+    except InvalidName as exc:
+        raise SerializationError(str(exc)) from None
     files = bundle.get("files") or {}
     if not isinstance(files, Mapping) or not all(
         isinstance(k, str) and k.endswith(".py") and isinstance(v, str) for k, v in files.items()

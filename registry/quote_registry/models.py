@@ -27,6 +27,9 @@ NAMING = {
 }
 
 
+MAX_ID = 2**31 - 1  # ids are INTEGER columns: the largest id, and so the largest pagination cursor
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 

@@ -71,7 +71,8 @@ def assert_openai_error(response: httpx.Response, status: int, param: str | None
     [
         ({"model": "no-such-model", "messages": MESSAGES}, 404, "model"),
         ({"model": f"{MODEL}/no_such_mod", "messages": MESSAGES}, 404, "model"),
-        ({"model": f"{MODEL}/raiser@99", "messages": MESSAGES}, 404, "model"),
+        ({"model": f"{MODEL}/raiser@99", "messages": MESSAGES}, 400, "model"),  # not a version, alias or range
+        ({"model": f"{MODEL}/raiser@9.9.9", "messages": MESSAGES}, 404, "model"),
         ({"messages": MESSAGES}, 400, "model"),
         ({"model": MODEL}, 400, "messages"),
         ({"model": MODEL, "messages": []}, 400, "messages"),
@@ -181,3 +182,27 @@ def test_slow_streaming_client_does_not_stall_others(server, http: httpx.Client)
         assert quick.status_code == 200 and time.monotonic() - started < 15
         release.set()
         assert slow.result() > 10
+
+
+@pytest.mark.parametrize("seed", [2**64, 2**63, -1])
+def test_out_of_range_seed_is_400_and_the_engine_keeps_serving(http: httpx.Client, seed: int) -> None:
+    """A 2^64 seed once reached the sampler and ended the engine thread; every later request hung."""
+    body = {"model": "quote-tiny", "messages": [{"role": "user", "content": "Hi"}], "seed": seed, "max_tokens": 2}
+    assert_openai_error(http.post("/v1/chat/completions", json=body), 400, "seed")
+    ok = http.post("/v1/chat/completions", json={**body, "seed": 2**63 - 1})
+    assert ok.status_code == 200, ok.text
+
+
+def test_deeply_nested_json_is_400_at_the_replica(http: httpx.Client) -> None:
+    raw = b'{"model": "quote-tiny", "messages": [], "x": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+    response = http.post("/v1/chat/completions", content=raw, headers={"content-type": "application/json"})
+    assert_openai_error(response, 400)
+    assert "nests deeper" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "model", ["quote-tiny/\u0000", "quote-tiny/" + "m" * 100_000, "quote-tiny/m@^", "quote-tiny/m@,"]
+)
+def test_malformed_mod_names_are_400_at_the_replica(http: httpx.Client, model: str) -> None:
+    body = {"model": model, "messages": [{"role": "user", "content": "Hi"}]}
+    assert_openai_error(http.post("/v1/chat/completions", json=body), 400, "model")

@@ -7,7 +7,6 @@ public ones; anything else is reported exactly like a mod that does not exist (n
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -16,15 +15,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from quote_mod_sdk import names
 from quote_mod_sdk.errors import SerializationError
 from quote_mod_sdk.serialize import bundle_digest, canonical_bundle, validate_bundle
 from quote_registry.errors import Conflict, Invalid, NotFound, RegistryError, SignatureRejected
 from quote_registry.models import Alias, Mod, ModVersion, SigningKey, Tenant
 from quote_registry.services import audit, semver, signing_keys
 from quote_registry.services.auth import Principal
-
-MOD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-ALIAS_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 
 class BundleTooLarge(Invalid):
@@ -43,8 +40,20 @@ class Resolved:
 
 
 def _check_name(name: str) -> None:
-    if not MOD_NAME.match(name):
-        raise Invalid("mod names are 1-64 letters, digits, '_' or '-', starting with a letter or digit", param="name")
+    try:
+        names.check_mod_name(name)
+    except names.InvalidName as exc:
+        raise Invalid(str(exc), param="name") from None
+
+
+def _check_ref(ref: str | None) -> None:
+    """Before any query: a ref outside the grammar (`@^`, `@,`, 5,000 digits) is a 400, never a lookup."""
+    if ref is None:
+        return
+    try:
+        names.check_ref(ref)
+    except names.InvalidName as exc:
+        raise Invalid(str(exc), param="ref") from None
 
 
 def _prepared(bundle: Any, name: str, max_bytes: int) -> tuple[dict[str, Any], bytes]:
@@ -196,6 +205,11 @@ def _pick(session: Session, mod: Mod, ref: str | None) -> ModVersion:
 
 def resolve(session: Session, *, principal: Principal, name: str, ref: str | None = None) -> Resolved:
     principal.require("infer")
+    try:
+        names.check_mod_lookup(name)
+    except names.InvalidName as exc:
+        raise Invalid(str(exc), param="name") from None
+    _check_ref(ref)
     mod = _visible_mod(session, principal, name)
     version = _pick(session, mod, ref)
     keys = signing_keys.trusted(session, tenant_id=mod.tenant_id)
@@ -251,8 +265,10 @@ def set_yanked(
 
 def set_alias(session: Session, *, principal: Principal, name: str, alias: str, version: str) -> Alias:
     mod = _own_mod(session, principal, name)
-    if not ALIAS_NAME.match(alias):
-        raise Invalid("alias names start with a letter: 1-64 letters, digits, '_' or '-'", param="alias")
+    try:
+        names.check_alias(alias)
+    except names.InvalidName as exc:
+        raise Invalid(str(exc), param="alias") from None
     row = _version(session, mod.id, version)
     if row is None:
         raise NotFound(f"{name!r} has no version {version!r}", param="version")

@@ -5,13 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from quote_mod_sdk import names
 from quote_registry.errors import Invalid
 
-_SEMVER = re.compile(
-    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    r"(?:-((?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*))?"
-    r"(?:\+([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$"
-)
 _COMPARATOR = re.compile(r"^(>=|<=|>|<|=)?\s*(\S+)$")
 
 
@@ -29,7 +25,8 @@ class Version:
 
 
 def parse(text: str) -> Version:
-    match = _SEMVER.match(text or "")
+    # The SDK's bounded grammar (numbers of at most 9 digits): never Python's integer-digit limit.
+    match = names.VERSION.fullmatch(text) if isinstance(text, str) and len(text) <= names.MAX_REF else None
     if not match:
         raise Invalid(f"{text!r} is not a semantic version (like 1.2.3 or 1.2.3-rc.1)", param="version")
     pre = tuple(int(p) if p.isdigit() else p for p in (match.group(4) or "").split(".") if p)
@@ -37,7 +34,7 @@ def parse(text: str) -> Version:
 
 
 def is_range(text: str) -> bool:
-    return text[:1] in "^~<>=" or "," in text
+    return names.is_range(text)
 
 
 def matches(version: Version, spec: str) -> bool:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from quote_serving.api.bounds import MAX_JSON_DEPTH, json_depth_exceeds
 from quote_serving.api.context import ServingContext
 from quote_serving.api.errors import error_body, install_error_handlers
 from quote_serving.api.observability import install_observability
@@ -21,7 +22,8 @@ __all__ = ["BodyLimit", "create_app"]
 
 
 class BodyLimit:
-    """Refuse bodies over `limit` bytes with a 413 before they are buffered (declared or streamed)."""
+    """Refuse bodies over `limit` bytes (413) before they are buffered, and JSON nested deeper than
+    `MAX_JSON_DEPTH` (400) before any parser recurses into it."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app, self.limit = app, limit
@@ -31,33 +33,45 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            return await self._refuse(send)
+            return await self._refuse(send, 413, f"Request body exceeds {self.limit} bytes.")
+        if scope.get("method") not in ("POST", "PUT", "PATCH"):
+            return await self.app(scope, receive, send)
+        # Read the whole body first (at most `limit` bytes): FastAPI turns errors raised while it reads
+        # into a generic 400, and the depth check needs the complete text before anything parses it.
+        chunks: list[bytes] = []
         seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            seen += len(message.get("body", b""))
+            if message["type"] != "http.request":
+                return  # the client left before sending its body
+            chunk = message.get("body", b"")
+            seen += len(chunk)
             if seen > self.limit:
-                raise _TooLarge
-            return message
+                return await self._refuse(send, 413, f"Request body exceeds {self.limit} bytes.")
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        if json_depth_exceeds(body):
+            return await self._refuse(send, 400, f"The JSON body nests deeper than {MAX_JSON_DEPTH} levels.")
+        replayed = False
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await self._refuse(send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # later: http.disconnect, which streaming responses watch for
 
-    async def _refuse(self, send: Send) -> None:
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, send: Send, status: int, message: str) -> None:
         import json
 
-        body = json.dumps(error_body(f"Request body exceeds {self.limit} bytes.", "invalid_request_error")).encode()
+        body = json.dumps(error_body(message, "invalid_request_error")).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
-
-
-class _TooLarge(Exception):
-    pass
 
 
 def create_app(ctx: ServingContext, *, tracer_provider: TracerProvider | None = None) -> FastAPI:

@@ -9,7 +9,7 @@ from quote_mod_sdk.generation import GenerationParams
 from quote_registry.client import RegistryClientError
 from quote_serving.api.context import ServingContext
 from quote_serving.api.errors import BadRequestError, ForbiddenError, NotFoundError, UpstreamError
-from quote_serving.api.model_names import ModelRef, UnknownModelError, parse_model
+from quote_serving.api.model_names import InvalidModelError, ModelRef, UnknownModelError, parse_model
 from quote_serving.api.schemas import ChatCompletionRequest, CompletionRequest
 from quote_serving.engine.sampling import SamplingParams
 from quote_serving.mods.registry_source import ModRejectedError
@@ -25,6 +25,8 @@ def resolve_model(ctx: ServingContext, model: str, tenant: str | None = None) ->
         ref = parse_model(model, ctx.served_models)
     except UnknownModelError as exc:
         raise NotFoundError(str(exc), param="model", code="model_not_found") from exc
+    except InvalidModelError as exc:
+        raise BadRequestError(str(exc), param="model", code="invalid_model") from exc
     if ref.mod is None:
         return ref, None
     try:
@@ -62,7 +64,12 @@ def _completion_prompt(ctx: ServingContext, body: CompletionRequest) -> list[int
 
 
 def _params(
-    ctx: ServingContext, prompt: list[int], max_tokens: int, stop: list[str] | None, top_logprobs: int = 0
+    ctx: ServingContext,
+    prompt: list[int],
+    max_tokens: int,
+    stop: list[str] | None,
+    top_logprobs: int = 0,
+    ignore_eos: bool = False,
 ) -> GenerationParams:
     if not prompt:
         raise BadRequestError("the prompt is empty", param="prompt")
@@ -76,16 +83,18 @@ def _params(
     eos = ctx.tokenizer.eos_token_id
     return GenerationParams(
         max_tokens=max_tokens,
-        stop_token_ids=frozenset() if eos is None else frozenset({eos}),
+        stop_token_ids=frozenset() if eos is None or ignore_eos else frozenset({eos}),
         stop=tuple(stop or ()),
         top_logprobs=max(ctx.settings.trace_top_k, top_logprobs),
     )
 
 
-def _sampling(body: Any, top_logprobs: int) -> SamplingParams:
+def _sampling(ctx: ServingContext, body: Any, top_logprobs: int) -> SamplingParams:
+    """The request's sampling; temperature/top_p the client left out come from the model's own defaults."""
+    given, defaults = body.model_fields_set, ctx.sampling_defaults
     return SamplingParams(
-        temperature=body.temperature,
-        top_p=body.top_p,
+        temperature=body.temperature if "temperature" in given else defaults.get("temperature", body.temperature),
+        top_p=body.top_p if "top_p" in given else defaults.get("top_p", body.top_p),
         top_k=max(0, body.top_k),
         seed=body.seed,
         top_logprobs=top_logprobs,
@@ -99,8 +108,8 @@ def build_chat_request(ctx: ServingContext, body: ChatCompletionRequest, tenant:
     return GenerationRequest(
         request_id=f"chatcmpl-{uuid.uuid4().hex}",
         prompt_tokens=prompt,
-        params=_params(ctx, prompt, max_tokens, body.stop, body.top_logprobs or 0),  # type: ignore[arg-type]
-        sampling=_sampling(body, body.top_logprobs or 0),
+        params=_params(ctx, prompt, max_tokens, body.stop, body.top_logprobs or 0, body.ignore_eos),  # type: ignore[arg-type]
+        sampling=_sampling(ctx, body, body.top_logprobs or 0),
         mod=None if version is None else version.mod,
         mod_version=None if version is None else version.version,
         messages=[m.model_dump(exclude_none=True) for m in body.messages],
@@ -115,8 +124,8 @@ def build_completion_request(ctx: ServingContext, body: CompletionRequest, tenan
     return GenerationRequest(
         request_id=f"cmpl-{uuid.uuid4().hex}",
         prompt_tokens=prompt,
-        params=_params(ctx, prompt, body.max_tokens, body.stop, body.logprobs or 0),  # type: ignore[arg-type]
-        sampling=_sampling(body, body.logprobs or 0),
+        params=_params(ctx, prompt, body.max_tokens, body.stop, body.logprobs or 0, body.ignore_eos),  # type: ignore[arg-type]
+        sampling=_sampling(ctx, body, body.logprobs or 0),
         mod=None if version is None else version.mod,
         mod_version=None if version is None else version.version,
         messages=None,

@@ -13,11 +13,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["ModelRef", "UnknownModelError", "parse_model"]
+from quote_mod_sdk import names
+
+__all__ = ["MAX_MODEL_LENGTH", "InvalidModelError", "ModelRef", "UnknownModelError", "parse_model"]
+
+MAX_MODEL_LENGTH = 512  # a base id (org/name) + "/" + a mod name (64) + "@" + a ref (128), with room
 
 
 class UnknownModelError(LookupError):
     """No served base model is a prefix of the requested model string."""
+
+
+class InvalidModelError(ValueError):
+    """The model string names a mod or ref outside the grammar (quote_mod_sdk.names): a 400, never a lookup."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +42,8 @@ class ModelRef:
 
 def parse_model(model: str, served: Iterable[str]) -> ModelRef:
     """Split a request's `model` into base model, mod and version against the served models."""
+    if len(model) > MAX_MODEL_LENGTH or not model.isprintable():
+        raise InvalidModelError(f"model must be at most {MAX_MODEL_LENGTH} printable characters")
     bases = sorted(set(served), key=len, reverse=True)
     if model in bases:
         return ModelRef(model)
@@ -43,5 +53,11 @@ def parse_model(model: str, served: Iterable[str]) -> ModelRef:
             name, _, ref = rest.partition("@")
             if not name or "/" in name or ("@" in rest and not ref):
                 break
+            try:
+                names.check_mod_lookup(name)
+                if ref:
+                    names.check_ref(ref)
+            except names.InvalidName as exc:
+                raise InvalidModelError(str(exc)) from None
             return ModelRef(base, name, ref or None)
     raise UnknownModelError(f"The model '{model}' does not exist or you do not have access to it.")

@@ -10,6 +10,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from quote_serving.api.bounds import MAX_MAX_TOKENS, MAX_MESSAGES, MAX_SEED, MAX_STOP_LENGTH, MAX_STRING, MAX_TOOLS
+from quote_serving.api.model_names import MAX_MODEL_LENGTH
+
 __all__ = ["ChatCompletionRequest", "ChatMessage", "CompletionRequest", "StreamOptions"]
 
 
@@ -19,8 +22,8 @@ class _Lenient(BaseModel):
 
 class ChatMessage(_Lenient):
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[dict[str, Any]] | None = None
-    name: str | None = None
+    content: str | list[dict[str, Any]] | None = Field(None, max_length=MAX_STRING)
+    name: str | None = Field(None, max_length=256)
     tool_calls: list[dict[str, Any]] | None = None
     tool_call_id: str | None = None
 
@@ -30,35 +33,36 @@ class StreamOptions(_Lenient):
 
 
 class _Sampling(_Lenient):
-    model: str = Field(min_length=1)
+    model: str = Field(min_length=1, max_length=MAX_MODEL_LENGTH)
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
-    top_k: int = Field(0, ge=-1, description="0 or -1: off (an extension many servers accept)")
+    top_k: int = Field(0, ge=-1, le=MAX_MAX_TOKENS, description="0 or -1: off (an extension many servers accept)")
     n: int = Field(1, ge=1, le=1, description="only n=1 is supported")
     stream: bool = False
     stream_options: StreamOptions | None = None
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
     presence_penalty: float = Field(0.0, ge=0.0, le=0.0, description="not supported; must be 0")
     frequency_penalty: float = Field(0.0, ge=0.0, le=0.0, description="not supported; must be 0")
-    user: str | None = None
+    user: str | None = Field(None, max_length=256)
+    ignore_eos: bool = Field(False, description="generate past the stop token (a vLLM extension; benchmarks)")
 
     @field_validator("stop")
     @classmethod
     def _stop_list(cls, value: str | list[str] | None) -> list[str] | None:
         stops = [value] if isinstance(value, str) else value
-        if stops is not None and (len(stops) > 4 or any(not s for s in stops)):
-            raise ValueError("up to 4 non-empty stop sequences")
+        if stops is not None and (len(stops) > 4 or any(not s or len(s) > MAX_STOP_LENGTH for s in stops)):
+            raise ValueError(f"up to 4 non-empty stop sequences of at most {MAX_STOP_LENGTH} characters")
         return stops or None
 
 
 class ChatCompletionRequest(_Sampling):
-    messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: int | None = Field(None, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
+    max_tokens: int | None = Field(None, ge=1, le=MAX_MAX_TOKENS)
+    max_completion_tokens: int | None = Field(None, ge=1, le=MAX_MAX_TOKENS)
     logprobs: bool = False
     top_logprobs: int | None = Field(None, ge=0, le=20)
-    tools: list[dict[str, Any]] | None = None
+    tools: list[dict[str, Any]] | None = Field(None, max_length=MAX_TOOLS)
     tool_choice: str | dict[str, Any] | None = None
 
     @model_validator(mode="after")
@@ -74,7 +78,7 @@ class ChatCompletionRequest(_Sampling):
 
 class CompletionRequest(_Sampling):
     prompt: str | list[str] | list[int] = Field(...)
-    max_tokens: int = Field(16, ge=1)
+    max_tokens: int = Field(16, ge=1, le=MAX_MAX_TOKENS)
     logprobs: int | None = Field(None, ge=0, le=5)
     echo: bool = False
 

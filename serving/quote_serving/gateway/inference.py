@@ -17,6 +17,7 @@ from typing import Any
 
 from starlette.types import Receive, Scope
 
+from quote_serving.api.bounds import MAX_JSON_DEPTH, json_depth_exceeds
 from quote_serving.api.errors import BadRequestError, PayloadTooLargeError
 from quote_serving.gateway.errors import RequestTimeoutError
 from quote_serving.gateway.routes import Decision
@@ -81,9 +82,11 @@ class InferenceRequest:
 
     @classmethod
     def parse(cls, body: bytes) -> InferenceRequest:
+        if json_depth_exceeds(body):
+            raise BadRequestError(f"The JSON body nests deeper than {MAX_JSON_DEPTH} levels.", code="json_too_deep")
         try:
             data = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise BadRequestError("We could not parse the JSON body of your request.", code="json_invalid") from None
         if not isinstance(data, dict):
             raise BadRequestError("The request body must be a JSON object.", code="invalid_body")

@@ -19,8 +19,8 @@ import fnmatch
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from quote_serving.api.errors import ForbiddenError, NotFoundError
-from quote_serving.api.model_names import ModelRef, UnknownModelError, parse_model
+from quote_serving.api.errors import BadRequestError, ForbiddenError, NotFoundError
+from quote_serving.api.model_names import InvalidModelError, ModelRef, UnknownModelError, parse_model
 from quote_serving.gateway.errors import ServiceUnavailableError
 
 __all__ = ["ALL", "Decision", "Route", "RouteTable"]
@@ -108,3 +108,5 @@ class RouteTable:
             return parse_model(model, bases)
         except UnknownModelError as exc:
             raise _unknown(model) from exc
+        except InvalidModelError as exc:
+            raise BadRequestError(str(exc), param="model", code="invalid_model") from exc

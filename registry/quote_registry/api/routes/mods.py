@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from quote_registry.api.deps import CallerDep, SessionDep, StateDep
-from quote_registry.api.schemas import AliasBody, ModPatch, PublishBody, YankBody, mod_out, signing_key_out, version_out
+from quote_registry.api.schemas import (
+    AliasBody,
+    ModPatch,
+    PublishBody,
+    SignatureBody,
+    YankBody,
+    mod_out,
+    signing_key_out,
+    version_out,
+)
 from quote_registry.errors import Invalid
+from quote_registry.models import MAX_ID
 from quote_registry.services import auth, mods
 
 router = APIRouter(tags=["mods"])
@@ -45,23 +56,38 @@ def publish_seed_payload(
         raise Invalid("the body must be a serialize_mod payload with a 'name'", param="name")
     bundle = {k: v for k, v in payload.items() if k not in ("version", "signature", "visibility")}
     name, version = str(payload["name"]), payload.get("version") or "0.0.0"
+    signature = payload.get("signature")
+    if signature is not None:
+        try:
+            signature = SignatureBody.model_validate(signature).model_dump()
+        except ValidationError:
+            raise Invalid(
+                "'signature' must be an object with string digest, key_id and signature", param="signature"
+            ) from None
+    visibility = payload.get("visibility")
+    if visibility is not None and not isinstance(visibility, str):
+        raise Invalid("'visibility' must be 'private' or 'public'", param="visibility")
     row, created = mods.publish(
         session,
         principal=caller,
         name=name,
         version=str(version),
         bundle=bundle,
-        signature=payload.get("signature"),
+        signature=signature,
         dev_mode=state.settings.dev_mode,
         max_bytes=state.settings.max_bundle_bytes,
-        visibility=payload.get("visibility"),
+        visibility=visibility,
     )
     return _published(row, created)
 
 
 @router.get("/v1/mods")
 def list_mods(
-    session: SessionDep, caller: CallerDep, include_public: bool = False, after: int = 0, limit: int = 50
+    session: SessionDep,
+    caller: CallerDep,
+    include_public: bool = False,
+    after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 50,
 ) -> dict[str, Any]:
     limit = max(1, min(limit, 200))
     rows = mods.list_mods(session, principal=caller, include_public=include_public, after=after, limit=limit + 1)

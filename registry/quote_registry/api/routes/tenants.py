@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from quote_registry.api.deps import CallerDep, SessionDep
 from quote_registry.api.schemas import TenantCreate, tenant_out
+from quote_registry.models import MAX_ID
 from quote_registry.services import audit, tenants
 
 router = APIRouter(tags=["tenants"])
@@ -26,7 +27,12 @@ def list_tenants(session: SessionDep, caller: CallerDep) -> dict[str, Any]:
 
 
 @router.get("/v1/audit")
-def list_audit(session: SessionDep, caller: CallerDep, after: int = 0, limit: int = 100) -> dict[str, Any]:
+def list_audit(
+    session: SessionDep,
+    caller: CallerDep,
+    after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+) -> dict[str, Any]:
     scope = None if caller.is_admin else caller.tenant_id
     rows = audit.events(session, tenant_id=scope, after=after, limit=max(1, min(limit, 500)))
     data = [
