@@ -141,15 +141,17 @@ def platform(registry: RunningRegistry, tmp_path_factory: pytest.TempPathFactory
 
 
 class Unavailable:
-    """A real HTTP server that answers every request with 503, counting them."""
+    """A real HTTP server that answers every request with 503, counting them (and the /v1 ones apart)."""
 
     def __init__(self) -> None:
         self.hits = 0
+        self.api_hits = 0
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
         self.hits += 1
+        self.api_hits += scope["path"].startswith("/v1/")
         body = b'{"error": {"message": "overloaded", "type": "server_error", "param": null, "code": null}}'
         await send({"type": "http.response.start", "status": 503, "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": body})

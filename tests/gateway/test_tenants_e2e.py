@@ -105,15 +105,20 @@ def test_replicas_share_the_load_by_outstanding_requests(gateway: Gateway, platf
     assert spread == [2, 2]
 
 
-def test_dead_and_overloaded_replicas_are_retried_before_the_first_byte(
+def test_dead_and_not_ready_replicas_get_no_traffic(
     gateway: Gateway, platform: Platform, unavailable: tuple[str, Unavailable]
 ) -> None:
     acme = platform.tenants["acme"].openai(gateway.v1)
     _, overloaded = unavailable
-    hits = overloaded.hits
-    for _ in range(6):  # tiny-a lists a refused port and a 503 server before the live replica
+    deadline = time.monotonic() + 30
+    while overloaded.hits == overloaded.api_hits and time.monotonic() < deadline:
+        time.sleep(0.1)  # the gateway's first /readyz round reaches it
+    assert overloaded.hits > overloaded.api_hits, "the gateway checks every replica's /readyz"
+    time.sleep(0.5)
+    api_hits = overloaded.api_hits
+    for _ in range(6):  # tiny-a lists a refused port and a not-ready server before the live replica
         assert _chat(acme, "tiny-a").usage.completion_tokens >= 1
-    assert overloaded.hits > hits
+    assert overloaded.api_hits == api_hits, "a replica whose /readyz fails gets no requests"
 
 
 def test_keys_never_reach_the_replicas_or_the_logs(gateway: Gateway, platform: Platform) -> None:

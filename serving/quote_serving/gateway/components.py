@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from quote_serving.gateway.health import HealthChecker
 from quote_serving.gateway.keys import KeyAuthenticator
 from quote_serving.gateway.limits import Limiter, Limits, MemoryLimiter
 from quote_serving.gateway.proxy import ProxyApp
@@ -53,6 +54,7 @@ class Gateway:
     registry: RegistryLink
     usage: UsageRecorder
     proxy: ProxyApp | None = None
+    health: HealthChecker | None = None
     on_refusal: Callable[[str, str], None] | None = None  # (tenant, limit) for the refusals metric
 
     @property
@@ -90,17 +92,26 @@ class Gateway:
                 batch=settings.usage_batch,
                 max_pending=settings.usage_buffer,
             ),
-            proxy=_proxy(settings) if proxy else None,
+            proxy=(forwarder := _proxy(settings) if proxy else None),
+            health=None
+            if forwarder is None
+            else HealthChecker(
+                table, forwarder.replicas, interval_s=settings.health_interval_s, timeout_s=settings.health_timeout_s
+            ),
         )
 
     async def start(self) -> None:
         if self.proxy is not None:
             await self.proxy.start()
+        if self.health is not None:
+            self.health.start()
         self.refresher.start()
         self.usage.start()
 
     async def stop(self) -> None:
         await self.refresher.stop()
+        if self.health is not None:
+            await self.health.stop()
         await self.usage.close()
         if self.proxy is not None:
             await self.proxy.close()
@@ -125,5 +136,7 @@ def _proxy(settings: GatewaySettings) -> ProxyApp:
         secret=settings.secret.get_secret_value().encode() if settings.secret else None,
         connect_timeout_s=settings.connect_timeout_s,
         read_timeout_s=settings.read_timeout_s,
+        request_timeout_s=settings.request_timeout_s,
         max_attempts=settings.max_attempts,
+        outlier_5xx=settings.outlier_5xx,
     )

@@ -126,7 +126,9 @@ class GatewayEdge:
     async def _forward(self, scope: Scope, receive: Receive, send: Send, grant: KeyGrant, admitted: _Admitted) -> None:
         request = admitted.request
         meter = ResponseMeter(strip_usage_chunk=request.stream and not request.include_usage)
-        scope["state"][ADMISSION] = Admission(admitted.body, admitted.decision, grant.tenant, grant.prefix)
+        scope["state"][ADMISSION] = Admission(
+            admitted.body, admitted.decision, grant.tenant, grant.prefix, stream=request.stream
+        )
 
         async def metered_send(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -35,6 +35,7 @@ class Admission:
     decision: Decision
     tenant: str
     key_prefix: str
+    stream: bool = False  # streams are bounded per chunk (read_timeout_s), other requests as a whole
 
 
 class ClientGone(Exception):

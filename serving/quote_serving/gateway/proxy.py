@@ -1,8 +1,11 @@
 """Forwarding an admitted request to a replica, and its answer back as it comes.
 
-    Admission (scope state) ─► pick the least loaded replica ─► POST <replica>/v1/<path> (tenant signed)
-        connect refused / timed out, connection dropped, 502 or 503 before any byte ─► next replica
-        (up to `max_attempts`; a refusing replica is set aside for a few seconds)
+    Admission (scope state) ─► pick the least loaded ready replica ─► POST <replica>/v1/<path> (tenant signed)
+        connect refused / connect timed out, or 503 before any byte ─► next replica (up to `max_attempts`):
+            the request provably never ran there, so trying elsewhere cannot run it twice
+        connection dropped after the request was sent, any other failure ─► a clean 502, never a retry:
+            a request that kills a replica must not get the chance to kill the next one
+        every route replica failing its /readyz check ─► 503 without forwarding (health.py)
     answer ─► status and a few headers ─► each chunk sent on as it arrives (nothing buffered here)
     client leaves ─► the upstream connection is closed, so the replica cancels the generation
 
@@ -19,7 +22,7 @@ import aiohttp
 from starlette.types import Receive, Scope, Send
 
 from quote_serving.api.errors import QuoteAPIError, UpstreamError
-from quote_serving.gateway.errors import send_error
+from quote_serving.gateway.errors import ServiceUnavailableError, send_error
 from quote_serving.gateway.inference import ADMISSION, Admission
 from quote_serving.gateway.replicas import Replica, ReplicaSet
 from quote_serving.gateway.trust import SIGNATURE_HEADER, TENANT_HEADER, sign_tenant
@@ -30,13 +33,13 @@ logger = logging.getLogger(__name__)
 
 _FORWARD = {b"accept", b"content-type", b"traceparent", b"tracestate", b"user-agent", b"x-request-id"}
 _RELAY = {b"content-type", b"content-length", b"cache-control", b"retry-after", b"x-quote-replica", b"x-request-id"}
-_RETRY_STATUSES = (502, 503)
+_RETRY_STATUSES = (503,)  # "not ready": the replica refused the request before running it
 _STREAM_BROKEN = (
     b'data: {"error":{"message":"The model replica failed mid-stream; retry the request.",'
     b'"type":"server_error","param":null,"code":"upstream_failed"}}\n\n'
 )
-# Failures before the replica saw the request (or before it answered anything): safe to send elsewhere.
-_RETRYABLE = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError, aiohttp.ServerDisconnectedError)
+# Failures before a connection existed: the replica never saw the request, so it is safe elsewhere.
+_RETRYABLE = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 
 
 class ProxyApp:
@@ -48,10 +51,16 @@ class ProxyApp:
         *,
         secret: bytes | None,
         connect_timeout_s: float = 2.0,
-        read_timeout_s: float = 600.0,
+        read_timeout_s: float = 60.0,
+        request_timeout_s: float = 300.0,
         max_attempts: int = 3,
+        outlier_5xx: int = 3,
     ) -> None:
         self.replicas, self.secret, self.max_attempts = replicas, secret, max_attempts
+        self.outlier_5xx = outlier_5xx
+        self._whole_request = aiohttp.ClientTimeout(
+            total=request_timeout_s, connect=connect_timeout_s, sock_connect=connect_timeout_s, sock_read=read_timeout_s
+        )
         self._timeout = aiohttp.ClientTimeout(
             total=None, connect=connect_timeout_s, sock_connect=connect_timeout_s, sock_read=read_timeout_s
         )
@@ -120,7 +129,13 @@ class ProxyApp:
 
     async def _open(self, scope: Scope, admission: Admission) -> tuple[aiohttp.ClientResponse, Replica]:
         assert self._session is not None, "ProxyApp.start() was not awaited"
-        urls, failure = admission.decision.replicas, "no replica"
+        urls, failure = self.replicas.ready(admission.decision.replicas), "no replica"
+        if not urls:
+            raise ServiceUnavailableError(
+                f"The model '{admission.decision.ref.base}' has no ready replicas right now; retry shortly.",
+                code="model_not_ready",
+            )
+        timeout = self._timeout if admission.stream else self._whole_request
         tried: list[str] = []
         tail = scope["path"][len("/v1") :] + (f"?{scope['query_string'].decode()}" if scope["query_string"] else "")
         headers = self._headers(scope, admission)
@@ -129,20 +144,27 @@ class ProxyApp:
             tried.append(replica.url)
             replica.outstanding += 1
             try:
-                response = await self._session.post(replica.url + tail, data=admission.body, headers=headers)
+                response = await self._session.post(
+                    replica.url + tail, data=admission.body, headers=headers, timeout=timeout
+                )
             except _RETRYABLE as exc:
                 replica.outstanding -= 1
-                if not isinstance(exc, aiohttp.ServerDisconnectedError):
-                    self.replicas.eject(replica)
+                self.replicas.eject(replica)
                 failure = f"{type(exc).__name__} from {replica.url}"
                 logger.warning("model %s: %s (attempt %d)", admission.decision.ref.base, failure, attempt)
                 continue
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                # The replica had the request (dropped, reset, timed out): it may have run. Never retried.
                 replica.outstanding -= 1
+                self.replicas.failed(replica, outlier_after=self.outlier_5xx)
                 raise _upstream_failed(admission, f"{type(exc).__name__} from {replica.url}") from exc
             except BaseException:
                 replica.outstanding -= 1
                 raise
+            if response.status >= 500:
+                self.replicas.failed(replica, outlier_after=self.outlier_5xx)
+            else:
+                self.replicas.succeeded(replica)
             if response.status in _RETRY_STATUSES and attempt < self.max_attempts:
                 replica.outstanding -= 1
                 response.release()

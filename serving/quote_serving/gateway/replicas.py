@@ -21,6 +21,9 @@ class Replica:
     url: str
     outstanding: int = 0
     ejected_until: float = 0.0
+    ready: bool = True  # the last /readyz check (health.py); never checked counts as ready
+    checked_at: float = 0.0
+    failures_in_a_row: int = 0  # 5xx answers and dropped requests since the last success
 
 
 class ReplicaSet:
@@ -48,5 +51,18 @@ class ReplicaSet:
         assert best is not None, "a route always has at least one replica"
         return best
 
+    def ready(self, urls: Sequence[str]) -> list[str]:
+        """The URLs whose last readiness check passed (or that were never checked)."""
+        return [url for url in urls if self.get(url).ready]
+
     def eject(self, replica: Replica) -> None:
         replica.ejected_until = time.monotonic() + self.eject_s
+
+    def succeeded(self, replica: Replica) -> None:
+        replica.failures_in_a_row = 0
+
+    def failed(self, replica: Replica, *, outlier_after: int) -> None:
+        """Passive outlier detection: `outlier_after` failures in a row set the replica aside."""
+        replica.failures_in_a_row += 1
+        if replica.failures_in_a_row >= outlier_after:
+            self.eject(replica)

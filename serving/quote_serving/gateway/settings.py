@@ -57,9 +57,19 @@ class GatewaySettings(BaseSettings):
     max_request_bytes: int = Field(1 << 20, ge=1024, description="Largest request body (413 above)")
     body_timeout_s: float = Field(15.0, gt=0, description="A client must send its whole body within this (408)")
     connect_timeout_s: float = Field(2.0, gt=0, description="Connecting to a replica; a failure tries another")
-    read_timeout_s: float = Field(600.0, gt=0, description="Longest silence from a replica mid-response")
-    max_attempts: int = Field(3, ge=1, le=10, description="Replicas tried per request (connect errors, 502/503)")
+    read_timeout_s: float = Field(
+        60.0, gt=0, description="Longest silence from a replica: before its answer starts, and between stream chunks"
+    )
+    request_timeout_s: float = Field(
+        300.0, gt=0, description="Longest a whole non-streaming request may take (streams: read_timeout_s per chunk)"
+    )
+    max_attempts: int = Field(
+        3, ge=1, le=10, description="Replicas tried per request, only where it never reached one (refused, 503)"
+    )
     eject_s: float = Field(5.0, ge=0, description="A replica that refused a connection is skipped for this long")
+    outlier_5xx: int = Field(3, ge=1, description="5xx answers or dropped requests in a row that eject a replica")
+    health_interval_s: float = Field(2.0, gt=0, description="How often every replica's /readyz is checked")
+    health_timeout_s: float = Field(1.0, gt=0, description="A /readyz check slower than this counts as not ready")
 
     usage_flush_s: float = Field(1.0, gt=0, description="Usage records are sent to the registry this often")
     usage_batch: int = Field(500, ge=1, le=1000, description="Most records per registry call")
