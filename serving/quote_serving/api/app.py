@@ -91,9 +91,9 @@ def create_app(ctx: ServingContext, *, tracer_provider: TracerProvider | None = 
     observability = install_observability(app, ctx, tracer_provider=tracer_provider)
     for module in (chat, completions, models, mods, traces, health, metrics, timeline):
         app.include_router(module.router)
-    app.add_middleware(BodyLimit, limit=ctx.settings.max_request_bytes)
     if ctx.settings.gateway_secret is not None:
         from quote_serving.gateway.trust import TrustedTenant
 
         app.add_middleware(TrustedTenant, secret=ctx.settings.gateway_secret.get_secret_value().encode())
+    app.add_middleware(BodyLimit, limit=ctx.settings.max_request_bytes)  # outermost: bounds what TrustedTenant reads
     return app

@@ -30,7 +30,7 @@ from quote_serving.gateway.route_sources import (
 )
 from quote_serving.gateway.routes import Decision, Route, RouteTable
 from quote_serving.gateway.settings import GatewaySettings
-from quote_serving.gateway.trust import TrustedTenant, sign_tenant, verify_tenant
+from quote_serving.gateway.trust import TrustedTenant, sign_request, verify_request
 
 __all__ = [
     "Decision",
@@ -54,6 +54,6 @@ __all__ = [
     "TrustedTenant",
     "create_gateway_app",
     "install_in_process_gateway",
-    "sign_tenant",
-    "verify_tenant",
+    "sign_request",
+    "verify_request",
 ]

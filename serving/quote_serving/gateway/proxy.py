@@ -25,7 +25,7 @@ from quote_serving.api.errors import QuoteAPIError, UpstreamError
 from quote_serving.gateway.errors import ServiceUnavailableError, send_error
 from quote_serving.gateway.inference import ADMISSION, Admission
 from quote_serving.gateway.replicas import Replica, ReplicaSet
-from quote_serving.gateway.trust import SIGNATURE_HEADER, TENANT_HEADER, sign_tenant
+from quote_serving.gateway.trust import SIGNATURE_HEADER, TENANT_HEADER, sign_request
 
 __all__ = ["ProxyApp"]
 
@@ -138,11 +138,11 @@ class ProxyApp:
         timeout = self._timeout if admission.stream else self._whole_request
         tried: list[str] = []
         tail = scope["path"][len("/v1") :] + (f"?{scope['query_string'].decode()}" if scope["query_string"] else "")
-        headers = self._headers(scope, admission)
         for attempt in range(1, self.max_attempts + 1):
             replica = self.replicas.pick(urls, tried)
             tried.append(replica.url)
             replica.outstanding += 1
+            headers = self._headers(scope, admission, tail)
             try:
                 response = await self._session.post(
                     replica.url + tail, data=admission.body, headers=headers, timeout=timeout
@@ -174,14 +174,16 @@ class ProxyApp:
             return response, replica
         raise _upstream_failed(admission, failure)
 
-    def _headers(self, scope: Scope, admission: Admission) -> dict[str, str]:
+    def _headers(self, scope: Scope, admission: Admission, tail: str) -> dict[str, str]:
         headers = {"content-type": "application/json", "accept-encoding": "identity"}
         for name, value in scope["headers"]:
             if name in _FORWARD:
                 headers[name.decode()] = value.decode("latin-1")
         if self.secret is not None:
+            # Bound to this one request (method, path, body; a fresh nonce each attempt): see trust.py.
+            target = "/v1" + tail
             headers[TENANT_HEADER] = admission.tenant
-            headers[SIGNATURE_HEADER] = sign_tenant(self.secret, admission.tenant)
+            headers[SIGNATURE_HEADER] = sign_request(self.secret, admission.tenant, "POST", target, admission.body)
         return headers
 
 
