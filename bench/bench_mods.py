@@ -4,6 +4,7 @@
     mask           bans one token on every ForwardPass (a cloned, edited logits row)
     mask_inplace   the same edit made on the event's own row (no clone)
     ban_token(t)   `mask` for any token id (real vocabularies)
+    ban_word       `mask` for the first token of BANNED_WORD in the served tokenizer (registrable over HTTP)
     backtrack_every(period, n, reinject)   erase n tokens and reinject fixed ones every `period` steps (on Added)
     rewind_every(period, n, reinject)      the same decided on ForwardPass (sglang_throughput: backtrack vs prefill)
 
@@ -39,6 +40,27 @@ def mask_inplace(event, actions):  # type: ignore[no-untyped-def]
     if isinstance(event, ForwardPass):
         event.logits[MASKED_TOKEN] = -1e9
         return actions.adjust_logits(event.logits)
+    return None
+
+
+BANNED_WORD = " the"
+_banned_ids: dict[int, int] = {}  # id(tokenizer) → its first token of BANNED_WORD
+
+
+def banned_id(tokenizer: Any) -> int:
+    """The token `ban_word` bans: peers in bench/peers.py ban the same id."""
+    key = id(tokenizer)
+    if key not in _banned_ids:
+        _banned_ids[key] = tokenizer.encode(BANNED_WORD, add_special_tokens=False)[0]
+    return _banned_ids[key]
+
+
+@mod(max_backtrack=0)
+def ban_word(event, actions, tokenizer):  # type: ignore[no-untyped-def]
+    if isinstance(event, ForwardPass):
+        row = event.logits.clone()
+        row[banned_id(tokenizer)] = -1e9
+        return actions.adjust_logits(row)
     return None
 
 

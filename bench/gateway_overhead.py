@@ -235,7 +235,7 @@ def main() -> None:
         stack.enter_context(process(cmd, registry + "/healthz", folder / "registry.log", registry_env))
         service_key, tenant_key = keys(registry)
         env = {"QUOTE_REGISTRY_API_KEY": service_key, "QUOTE_GATEWAY_SECRET": "bench-secret-" + "s" * 32}
-        cmd = [*quote, "serve", "--port", str(ports["replica"]), "--log-level", "warning"]
+        cmd = [*quote, "serve", "--model", "tiny", "--port", str(ports["replica"]), "--log-level", "warning"]
         stack.enter_context(process(cmd, replica.removesuffix("/v1") + "/readyz", folder / "serve.log"))
         cmd = [sys.executable, __file__, "--serve-static", str(ports["static"])]
         stack.enter_context(process(cmd, static.removesuffix("/v1") + "/healthz", folder / "static.log"))

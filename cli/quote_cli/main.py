@@ -18,7 +18,12 @@ def main() -> None:
 
 @app.command()
 def serve(
-    model: str = typer.Option(None, help="Hugging Face id or local path; omit for the offline tiny model"),
+    model: str = typer.Option(
+        None, help="smollm2 (default: SmolLM2-135M-Instruct, offline), tiny (random weights), an HF id or a path"
+    ),
+    dtype: str = typer.Option(
+        None, help="float32 (CPU default), bfloat16, float16, auto, or int8: int8 weights, ~2-3x faster on CPU"
+    ),
     host: str = typer.Option("127.0.0.1", help="Interface to listen on"),
     port: int = typer.Option(8000, help="TCP port"),
     served_model_name: str = typer.Option(None, help="Name clients send as `model` (default: the model id)"),
@@ -42,14 +47,21 @@ def serve(
 
     With --ray: the same API as a Ray Serve application (replica settings: QUOTE_RAY_ARGS JSON).
     """
+    import os
+
     import uvicorn
 
     from quote_serving.embedded import build_embedded_app
+    from quote_serving.models.catalog import DEFAULT_SERVE_MODEL
+    from quote_serving.models.loader import ModelLoadError
     from quote_serving.settings import ServeSettings
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if model is None and not os.environ.get("QUOTE_MODEL"):
+        model = DEFAULT_SERVE_MODEL
     given: dict[str, Any] = {
         "model": model,
+        "dtype": dtype,
         "host": host,
         "port": port,
         "served_model_name": served_model_name,
@@ -64,7 +76,11 @@ def serve(
         serve_on_ray({k: v for k, v in given.items() if k not in ("host", "port")}, host=host, port=port)
         return
     settings = ServeSettings(**{k: v for k, v in given.items() if v is not None})  # unset flags leave QUOTE_* env
-    application = build_embedded_app(settings)
+    try:
+        application = build_embedded_app(settings)
+    except ModelLoadError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
     if gateway:
         _install_gateway(application, settings)
     typer.echo(f"quote serve: model {application.state.quote.model_name!r} on http://{host}:{port}/v1")

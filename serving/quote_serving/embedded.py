@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -24,13 +25,23 @@ logger = logging.getLogger(__name__)
 
 
 def build_embedded_context(settings: ServeSettings) -> ServingContext:
-    loaded = load_model(settings.model)
+    loaded = load_model(settings.model, dtype=settings.dtype)
     name = settings.served_model_name or loaded.model_id
     backend = EmbeddedBackend(loaded.model, max_sequences=max(settings.max_batch, 1))
     runtime_settings = RuntimeSettings(max_batch=settings.max_batch, mod_budget_ms=settings.mod_budget_ms)
     runtime = ModRuntime(backend, loaded.tokenizer, model_name=name, settings=runtime_settings)
     window = int(getattr(loaded.model.config, "max_position_embeddings", 2048) or 2048)
-    return ServingContext(name, runtime, loaded.tokenizer, mod_source(settings), settings, window, int(time.time()))
+    defaults = sampling_defaults(loaded.model)
+    return ServingContext(
+        name, runtime, loaded.tokenizer, mod_source(settings), settings, window, int(time.time()), defaults
+    )
+
+
+def sampling_defaults(model: Any) -> dict[str, float]:
+    """The temperature/top_p the model's generation_config recommends (only those it sets)."""
+    config = getattr(model, "generation_config", None)
+    given = config.to_diff_dict() if config is not None else {}
+    return {k: float(given[k]) for k in ("temperature", "top_p") if isinstance(given.get(k), (int, float))}
 
 
 def mod_source(settings: ServeSettings) -> ModSource:

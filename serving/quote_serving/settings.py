@@ -14,6 +14,7 @@ class ServeSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="QUOTE_", extra="ignore")
 
     model: str | None = Field(None, description="Hugging Face id or local path; None builds the offline tiny model")
+    dtype: str | None = Field(None, description="auto, float32, float16, bfloat16 or int8 (CPU); None: as load_model")
     served_model_name: str | None = Field(None, description="Name clients use in `model`; defaults to the model id")
     host: str = "127.0.0.1"
     port: int = 8000

@@ -60,18 +60,23 @@ class Engine:
         return asyncio.run(main())
 
 
-def _embedded() -> Engine:
+def _embedded(model: str | None = None) -> Engine:
     from quote_serving.engine.embedded import EmbeddedBackend
     from quote_serving.models.loader import load_model
 
-    loaded = load_model(None)
+    loaded = load_model(model, device="cpu", dtype="float32")
     runtime = ModRuntime(
         EmbeddedBackend(loaded.model),
         loaded.tokenizer,
-        model_name="quote-tiny",
+        model_name=loaded.model_id,
         settings=RuntimeSettings(max_batch=16, mod_budget_ms=500),
     )
     return Engine("embedded", loaded.model, loaded.tokenizer, runtime)
+
+
+def _embedded_smollm2() -> Engine:
+    """The embedded engine on the trained default model (SmolLM2-135M-Instruct, float32)."""
+    return _embedded("smollm2")
 
 
 def _sglang() -> Engine:
@@ -85,12 +90,14 @@ def _sglang() -> Engine:
     return Engine("sglang", model, tokenizer, runtime)
 
 
-BACKENDS: dict[str, Callable[[], Engine]] = {"embedded": _embedded, "sglang": _sglang}
+BACKENDS: dict[str, Callable[[], Engine]] = {"embedded": _embedded, "smollm2": _embedded_smollm2, "sglang": _sglang}
 GPU_BACKENDS = {"sglang"}
+REAL_MODEL_BACKENDS = {"smollm2"}
 
 
 def _backend_params() -> list[Any]:
-    return [pytest.param(name, marks=pytest.mark.gpu) if name in GPU_BACKENDS else name for name in sorted(BACKENDS)]
+    marks = {name: pytest.mark.gpu for name in GPU_BACKENDS} | {name: pytest.mark.real_model for name in REAL_MODEL_BACKENDS}
+    return [pytest.param(name, marks=marks[name]) if name in marks else name for name in sorted(BACKENDS)]
 
 
 @pytest.fixture(scope="module", params=_backend_params())

@@ -30,22 +30,22 @@ from .conftest import Gateway, Platform
 pytestmark = pytest.mark.slow
 
 SEED = 20261204
-MAX_EXAMPLES = 12
-TIME_BUDGET_S = 45  # per surface; three surfaces stay near two minutes on the 2-core CI machine
+MAX_EXAMPLES = 25  # per operation; three surfaces stay near a minute on the 2-core CI machine
+TIME_LIMIT_S = 240  # a hung server fails the run instead of hanging CI
 
 
 def _fuzz(schema: str, base_url: str, report: Path, *headers: str, include: str | None = None) -> None:
     """Run schemathesis once; fail with its own report if anything answered >= 500 or timed out."""
     cmd = [str(Path(sys.executable).with_name("st")), "run", schema, "--url", base_url]
     cmd += ["--checks", "not_a_server_error", "--max-examples", str(MAX_EXAMPLES), "--seed", str(SEED)]
-    cmd += ["--max-time", str(TIME_BUDGET_S), "--request-timeout", "30", "--workers", "1"]
+    cmd += ["--request-timeout", "30", "--workers", "1"]
     cmd += ["--phases", "examples,coverage,fuzzing", "--generation-database", "none", "--no-color"]
     cmd += ["--suppress-health-check", "all", "--max-failures", "5", "--warnings", "off"]
     for header in headers:
         cmd += ["--header", header]
     if include is not None:
         cmd += ["--include-path-regex", include]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=TIME_BUDGET_S * 3, cwd=report.parent)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=TIME_LIMIT_S, cwd=report.parent)
     report.write_text(done.stdout + done.stderr)
     assert done.returncode == 0, f"schemathesis found failures ({report}):\n{done.stdout[-6000:]}"
 

@@ -9,6 +9,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+
 from quote_mod_sdk.testing import RandomLogits, Simulator
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
@@ -52,6 +54,16 @@ def test_the_shared_mods_do_what_their_names_say(tokenizer: Any) -> None:
     for masked in (mods.ban_token(banned),):
         assert banned not in sim.run(masked, "hello there", max_tokens=24).tokens
     assert mods.MASKED_TOKEN not in sim.run(mods.mask, "hello there", max_tokens=24).tokens
+    word = mods.banned_id(tokenizer)
+
+    def favour_word(context: Any, vocab_size: int) -> Any:  # the model would say the banned word every step
+        row = np.zeros(vocab_size, dtype=np.float32)
+        row[word] = 10.0
+        return row
+
+    favoured = Simulator(tokenizer, favour_word, vocab_size=len(tokenizer), eos_token_id=-1)
+    assert set(favoured.run(None, "hello", max_tokens=8).tokens) == {word}
+    assert word not in favoured.run(mods.ban_word, "hello", max_tokens=8).tokens
     assert mods.MASKED_TOKEN not in sim.run(mods.mask_inplace, "hello there", max_tokens=24).tokens
 
     rewound = sim.run(mods.backtrack_every(4, 2, [5, 6]), "hello there", max_tokens=24)

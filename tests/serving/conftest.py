@@ -29,7 +29,8 @@ class Server:
 
 def start_server(log: Path, *args: str, env: dict[str, str] | None = None) -> Server:
     port = free_port()
-    cmd = [sys.executable, "-m", "quote_cli", "serve", "--port", str(port), "--log-level", "warning", *args]
+    model = [] if "--model" in args else ["--model", "tiny"]  # the tiny model unless a test names another
+    cmd = [sys.executable, "-m", "quote_cli", "serve", "--port", str(port), "--log-level", "warning", *model, *args]
     out = log.open("wb")
     process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     base = f"http://127.0.0.1:{port}"

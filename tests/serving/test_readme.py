@@ -20,6 +20,7 @@ def test_readme_mod_registers_and_serves(server, tokenizer, tmp_path: Path, monk
     monkeypatch.syspath_prepend(str(tmp_path))
     sys.modules.pop("no_dash", None)
     namespace: dict[str, Any] = {"print": lambda *a, **k: None}
-    exec(register.replace("http://127.0.0.1:8000", server.base_url), namespace)
+    # This server runs the tiny model (tests/real_model runs the block as written on the default one).
+    exec(register.replace("http://127.0.0.1:8000", server.base_url).replace('"smollm2/', '"quote-tiny/'), namespace)
     assert namespace["reply"].model == "quote-tiny/no_dash"
     exec(simulate, {"tokenizer": tokenizer, "no_dash": namespace["no_dash"]})

@@ -6,7 +6,7 @@ around any backend and the gateway can reuse the same handlers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -27,6 +27,8 @@ class ServingContext:
     settings: ServeSettings
     context_window: int
     created: int
+    # temperature/top_p from the model's generation_config, used when a request leaves them out (as vLLM does)
+    sampling_defaults: dict[str, float] = field(default_factory=dict)
 
     @property
     def served_models(self) -> list[str]:

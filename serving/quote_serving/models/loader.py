@@ -1,24 +1,25 @@
 """Load the model an engine serves: a Hugging Face id or local path, or the offline tiny model.
 
-`load_model(None)` builds (once, cached on disk) the tiny random Llama from `models.tiny`, so
-`quote serve` and the tests work with no network; anything else goes through AutoModelForCausalLM /
-AutoTokenizer, offline-only when HF_HUB_OFFLINE is set. The device defaults to CUDA when present.
+Names resolve through `models.catalog`: None or `tiny` is the tiny random Llama (built once, cached),
+`smollm2` the packaged SmolLM2-135M-Instruct (converted once); anything else goes through
+AutoModelForCausalLM / AutoTokenizer, offline-only when HF_HUB_OFFLINE is set. The device defaults to CUDA when present.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from quote_serving.models.tiny import tiny_model_dir
+from quote_serving.models.catalog import resolve_model
+from quote_serving.models.quantize import quantize_int8
+from quote_serving.models.smollm2 import GgufMissingError
 
 log = logging.getLogger(__name__)
 
-_TRUE = {"1", "true", "yes", "on"}
+INT8 = "int8"  # float32 activations, int8 Linear weights (CPU): see models.quantize
 
 
 class ModelLoadError(RuntimeError):
@@ -41,21 +42,25 @@ def load_model(
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
 ) -> LoadedModel:
-    """Load `model` (None: the offline tiny model) onto `device` (default: CUDA if available)."""
+    """Load `model` (None or `tiny`: the offline tiny model) onto `device` (default: CUDA if available)."""
     target = torch.device(device) if device is not None else default_device()
-    is_tiny = model is None
-    path = str(tiny_model_dir()) if model is None else model
-    if is_tiny:
-        log.warning("no model given: serving the offline tiny model (random weights, gibberish output)")
-    offline = is_tiny or os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
     try:
-        tokenizer = _load_tokenizer(path, offline)
-        loaded = _load_weights(path, offline, target, resolve_dtype(dtype, target))
+        resolved = resolve_model(model)
+    except GgufMissingError as exc:
+        raise ModelLoadError(str(exc)) from exc
+    if resolved.is_tiny:
+        log.warning("serving the offline tiny model (random weights, gibberish output)")
+    path = resolved.path
+    int8 = dtype == INT8
+    try:
+        tokenizer = _load_tokenizer(path, resolved.offline)
+        loaded = _load_weights(path, resolved.offline, target, torch.float32 if int8 else resolve_dtype(dtype, target))
+        if int8:
+            loaded = quantize_int8(loaded)
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"could not load model {path!r}: {exc}") from exc
-    model_id = "quote-tiny" if is_tiny else model
-    log.info("loaded %s on %s (%s)", model_id, target, next(loaded.parameters()).dtype)
-    return LoadedModel(model=loaded, tokenizer=tokenizer, model_id=str(model_id), is_tiny=is_tiny)
+    log.info("loaded %s on %s (%s)", resolved.model_id, target, INT8 if int8 else next(loaded.parameters()).dtype)
+    return LoadedModel(model=loaded, tokenizer=tokenizer, model_id=resolved.model_id, is_tiny=resolved.is_tiny)
 
 
 def default_device() -> torch.device:
@@ -71,8 +76,8 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     if dtype == "auto":
         return "auto"
     resolved = getattr(torch, dtype, None)
-    if not isinstance(resolved, torch.dtype):
-        raise ModelLoadError(f"unknown dtype {dtype!r}: use auto, float32, float16 or bfloat16")
+    if not isinstance(resolved, torch.dtype) or not resolved.is_floating_point:
+        raise ModelLoadError(f"unknown dtype {dtype!r}: use auto, float32, float16, bfloat16 or int8 (CPU)")
     return resolved
 
 

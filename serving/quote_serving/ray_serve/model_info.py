@@ -7,15 +7,12 @@ small and lets the engine deployment scale to zero without taking the API down.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
-from quote_serving.models.tiny import tiny_model_dir
+from quote_serving.models.catalog import resolve_model
 
 __all__ = ["ModelInfo", "load_model_info"]
-
-_TRUE = {"1", "true", "yes", "on"}
 
 
 @dataclass(frozen=True)
@@ -30,9 +27,8 @@ def load_model_info(model: str | None) -> ModelInfo:
     """Tokenizer and config of `model` (None: the offline tiny model), as `load_model` would see them."""
     from transformers import AutoConfig, AutoTokenizer
 
-    path = str(tiny_model_dir()) if model is None else model
-    offline = model is None or os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=offline)
-    config = AutoConfig.from_pretrained(path, local_files_only=offline)
+    resolved = resolve_model(model)
+    tokenizer = AutoTokenizer.from_pretrained(resolved.path, local_files_only=resolved.offline)
+    config = AutoConfig.from_pretrained(resolved.path, local_files_only=resolved.offline)
     window = int(getattr(config, "max_position_embeddings", 2048) or 2048)
-    return ModelInfo("quote-tiny" if model is None else model, tokenizer, int(config.vocab_size), window)
+    return ModelInfo(resolved.model_id, tokenizer, int(config.vocab_size), window)
