@@ -18,16 +18,21 @@ from quote_mod_sdk.actions import (
     VALID_ACTIONS,
     Action,
     ActionBuilder,
+    AdjustedLogits,
+    AdjustedPrefill,
     AdjustLogits,
     AdjustPrefill,
     Backtrack,
     EmitError,
     ForceOutput,
     ForceTokens,
+    ModAction,
     Noop,
     ToolCalls,
+    for_event,
+    validate_action,
 )
-from quote_mod_sdk.conversation import get_conversation, tool_call_pairs
+from quote_mod_sdk.conversation import get_conversation, get_schemas, tool_call_pairs
 from quote_mod_sdk.errors import (
     ConversationAccessError,
     InvalidActionError,
@@ -39,11 +44,12 @@ from quote_mod_sdk.errors import (
     StrategyError,
 )
 from quote_mod_sdk.events import Added, ContextInfo, Finished, ForwardPass, ModEvent, Prefilled, Sampled
-from quote_mod_sdk.mod import Mod, mod
+from quote_mod_sdk.mod import Mod, ModCallable, create_mod, mod
 from quote_mod_sdk.self_prompt import EraseMode, SelfPrompt, self_prompt_mod
 from quote_mod_sdk.serialize import bundle_digest, load_mod, serialize_directory, serialize_mod
 from quote_mod_sdk.signing import BundleSignature, KeyPair, keygen, sign_bundle, verify_bundle
 from quote_mod_sdk.tensor import Tensor
+from quote_mod_sdk.tokenizer import tokenize
 
 __version__ = "0.1.0"
 
@@ -54,6 +60,8 @@ __all__ = [
     "Added",
     "AdjustLogits",
     "AdjustPrefill",
+    "AdjustedLogits",
+    "AdjustedPrefill",
     "Backtrack",
     "BundleSignature",
     "ContextInfo",
@@ -67,6 +75,8 @@ __all__ = [
     "InvalidActionError",
     "KeyPair",
     "Mod",
+    "ModAction",
+    "ModCallable",
     "ModEvent",
     "ModFailedError",
     "Noop",
@@ -82,7 +92,10 @@ __all__ = [
     "ToolCalls",
     "__version__",
     "bundle_digest",
+    "create_mod",
+    "for_event",
     "get_conversation",
+    "get_schemas",
     "keygen",
     "load_mod",
     "mod",
@@ -90,6 +103,8 @@ __all__ = [
     "serialize_directory",
     "serialize_mod",
     "sign_bundle",
+    "tokenize",
     "tool_call_pairs",
+    "validate_action",
     "verify_bundle",
 ]

@@ -51,6 +51,11 @@ class Backtrack:
     n: int
     reinject_tokens: list[int] | None = None
 
+    @property
+    def tokens(self) -> list[int] | None:
+        """The original SDK's name for `reinject_tokens`."""
+        return self.reinject_tokens
+
 
 @dataclass(frozen=True, slots=True)
 class ForceOutput:
@@ -65,6 +70,11 @@ class ToolCalls:
 
     calls: list[dict[str, Any]]
 
+    @property
+    def tool_calls(self) -> list[dict[str, Any]]:
+        """The original SDK's name for `calls`."""
+        return self.calls
+
 
 @dataclass(frozen=True, slots=True)
 class EmitError:
@@ -72,8 +82,17 @@ class EmitError:
 
     message: str
 
+    @property
+    def err_str(self) -> str:
+        """The original SDK's name for `message`."""
+        return self.message
+
 
 Action = Noop | AdjustPrefill | AdjustLogits | ForceTokens | Backtrack | ForceOutput | ToolCalls | EmitError
+# The original SDK's names for the same classes (one implementation serves both spellings).
+ModAction = Action
+AdjustedLogits = AdjustLogits
+AdjustedPrefill = AdjustPrefill
 
 _ANY_LIVE_EVENT = frozenset({Prefilled, ForwardPass, Sampled, Added})
 VALID_ACTIONS: Mapping[type, frozenset[type]] = {
@@ -175,19 +194,38 @@ class ActionBuilder:
 
     Keyword aliases from the public docs are accepted: `backtrack(steps=, tokens=)`,
     `backtrack(n=, replacement=)`, `adjusted_logits(...)`.
+
+    The original SDK binds a builder to one event (`ActionBuilder(event)`, `for_event(event)`) and
+    refuses, when an action is built, what that event may not return; an unbound builder leaves
+    that check to `validate_action`, which `@mod` always runs.
     """
 
-    __slots__ = ()
+    __slots__ = ("_event",)
+
+    def __init__(self, event: object = None) -> None:
+        self._event = event
+
+    def _require(self, action_type: type, method: str) -> None:
+        if self._event is not None and type(self._event) not in VALID_ACTIONS[action_type]:
+            raise InvalidActionError(
+                f"Action '{method}' not permitted for event type {type(self._event).__name__}",
+                event=type(self._event).__name__,
+                action=method,
+            )
 
     def noop(self) -> Noop:
         return NOOP
 
     def adjust_prefill(self, tokens: Any, max_steps: int | None = None) -> AdjustPrefill:
+        self._require(AdjustPrefill, "adjust_prefill")
         if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 0):
             raise InvalidActionError(f"adjust_prefill max_steps must be a non-negative int, got {max_steps!r}")
         return AdjustPrefill(token_list(tokens, what="adjust_prefill tokens"), max_steps)
 
     def adjust_logits(self, logits: Any = None, token_temp: float | None = None) -> AdjustLogits:
+        self._require(AdjustLogits, "adjust_logits")
+        if logits is None and token_temp is None and self._event is not None:
+            logits = getattr(self._event, "logits", None)  # the original defaults to the event's row
         if logits is None and token_temp is None:
             raise InvalidActionError("adjust_logits needs logits, token_temp, or both")
         if token_temp is not None and (not isinstance(token_temp, (int, float)) or token_temp < 0):
@@ -197,6 +235,7 @@ class ActionBuilder:
     adjusted_logits = adjust_logits
 
     def force_tokens(self, tokens: Any) -> ForceTokens:
+        self._require(ForceTokens, "force_tokens")
         forced = token_list(tokens, what="force_tokens tokens")
         if not forced:
             raise InvalidActionError("force_tokens needs at least one token; return actions.noop() instead")
@@ -211,6 +250,7 @@ class ActionBuilder:
         tokens: Any = None,
         replacement: Any = None,
     ) -> Backtrack:
+        self._require(Backtrack, "backtrack")
         count = next((v for v in (n, steps) if v is not None), None)
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise InvalidActionError(f"backtrack needs a token count n >= 0, got {count!r}")
@@ -218,10 +258,17 @@ class ActionBuilder:
         return Backtrack(count, None if reinject is None else token_list(reinject, what="backtrack reinject_tokens"))
 
     def force_output(self, tokens: Any) -> ForceOutput:
+        self._require(ForceOutput, "force_output")
         return ForceOutput(token_list(tokens, what="force_output tokens"))
 
     def tool_calls(self, payload: Any) -> ToolCalls:
+        self._require(ToolCalls, "tool_calls")
         return ToolCalls(normalize_tool_calls(payload))
 
     def emit_error(self, message: str) -> EmitError:
         return EmitError(str(message))
+
+
+def for_event(event: object) -> ActionBuilder:
+    """An `ActionBuilder` bound to `event` (the original SDK's spelling)."""
+    return ActionBuilder(event)

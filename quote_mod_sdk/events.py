@@ -32,9 +32,14 @@ class Prefilled:
     request_id: str
     step: int
     max_steps: int
-    prefilled_text: str
-    context_info: ContextInfo
-    tokens_so_far_len: int
+    prefilled_text: str = ""
+    context_info: ContextInfo | Any = None
+    tokens_so_far_len: int = 0
+
+    def __post_init__(self) -> None:
+        # The original SDK's positional order is (request_id, step, max_steps, context_info).
+        if not isinstance(self.prefilled_text, str) and self.context_info is None:
+            self.context_info, self.prefilled_text = self.prefilled_text, ""
 
 
 @dataclass(slots=True)
@@ -66,8 +71,13 @@ class Added:
     request_id: str
     step: int
     added_tokens: list[int]
-    forced: bool
-    tokens_so_far_len: int
+    forced: bool = False
+    tokens_so_far_len: int = 0
+
+    @property
+    def tokens(self) -> list[int]:
+        """The original SDK's name for `added_tokens`."""
+        return self.added_tokens
 
 
 @dataclass(slots=True)

@@ -159,6 +159,7 @@ class Generation:
         params: GenerationParams | None = None,
         messages: Sequence[Message] | None = None,
         invoke: ModInvoker = call_mod,
+        tools: Sequence[dict[str, Any]] | None = None,
     ) -> None:
         self.request_id = request_id
         self.prompt = list(prompt_tokens)
@@ -168,6 +169,7 @@ class Generation:
         self.mod = mod
         self.params = params or GenerationParams()
         self.messages = messages
+        self.tools = tools  # the request's tool schemas, for `get_schemas()`
         self._invoke = invoke
         self.step = 0
         self.finished = False
@@ -271,7 +273,7 @@ class Generation:
         if self.mod is not None:
             event = Finished(self.request_id, self.step, reason, list(self.output))
             try:
-                with conversation_scope(self.request_id, self.messages):
+                with conversation_scope(self.request_id, self.messages, self.tools):
                     self._invoke(self.mod, event, ACTIONS, self.tokenizer)
             except Exception:
                 pass
@@ -401,7 +403,7 @@ class Generation:
         started = time.perf_counter()
         error: str | None = None
         try:
-            with conversation_scope(self.request_id, self.messages):
+            with conversation_scope(self.request_id, self.messages, self.tools):
                 action = self._invoke(self.mod, event, ACTIONS, self.tokenizer)
         except ModFailedError as exc:
             action, error = NOOP, str(exc)

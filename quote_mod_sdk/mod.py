@@ -15,10 +15,11 @@ from typing import Any, overload
 from quote_mod_sdk.actions import Action, ActionBuilder, validate_action
 from quote_mod_sdk.errors import QuoteModError
 
-__all__ = ["ACTIONS", "ActionBuilder", "Mod", "mod"]
+__all__ = ["ACTIONS", "ActionBuilder", "Mod", "ModCallable", "create_mod", "mod"]
 
 ACTIONS = ActionBuilder()
 Handler = Callable[..., Any]
+ModCallable = Callable[..., Action]
 
 
 def _handler_arity(fn: Handler) -> int:
@@ -63,7 +64,12 @@ class Mod:
         self._arity = _handler_arity(fn)
         functools.update_wrapper(self, fn)
 
-    def __call__(self, event: Any, actions: ActionBuilder | None = None, tokenizer: Any = None) -> Action:
+    def __call__(self, event: Any, actions: Any = None, tokenizer: Any = None) -> Action:
+        """`mod(event, actions, tokenizer)`, or the original SDK's `mod(event, tokenizer)`."""
+        if actions is not None and not isinstance(actions, ActionBuilder):
+            if tokenizer is not None:
+                raise QuoteModError("call a mod as mod(event, tokenizer) or mod(event, actions, tokenizer)")
+            actions, tokenizer = ActionBuilder(event), actions
         builder = actions if actions is not None else ACTIONS
         result = self.fn(event, builder, tokenizer) if self._arity == 3 else self.fn(event, builder)
         return validate_action(event, result)
@@ -94,6 +100,11 @@ def mod(
         return Mod(target, name=name, max_backtrack=max_backtrack, description=description)
 
     return wrap(fn) if fn is not None else wrap
+
+
+def create_mod(handler: Handler) -> Mod:
+    """The original SDK's undecorated spelling of `mod(handler)`."""
+    return mod(handler)
 
 
 def as_mod(obj: Any, *, name: str | None = None) -> Mod:

@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from quote_mod_sdk import max_compat
 from quote_mod_sdk.errors import SerializationError
 from quote_mod_sdk.mod import Mod, as_mod
 from quote_mod_sdk.names import InvalidName, check_mod_name
@@ -53,6 +54,10 @@ def serialize_mod(
     target = fn.fn if isinstance(fn, Mod) else fn
     # A Mod's own __module__ is where it was made (self_prompt_mod sets it to its caller's).
     module = sys.modules.get(getattr(fn, "__module__", None) or getattr(target, "__module__", "") or "")
+    namespace = getattr(target, "__globals__", None)
+    same_name = isinstance(namespace, dict) and module is not None and namespace.get("__name__") == module.__name__
+    if same_name and namespace is not vars(module):  # same name, another module (a notebook's __main__)
+        module = None
     path = getattr(module, "__file__", None)
     try:
         source = inspect.getsource(module) if module is not None and path else None
@@ -60,11 +65,15 @@ def serialize_mod(
         source = None
     label = getattr(fn, "name", None) or getattr(target, "__name__", repr(fn))
     if not source or module is None or not path:
+        module, path, source = _unregistered_source(target)
+    if not source or module is None or not path:
         raise SerializationError(
-            f"cannot serialize mod {label!r}: its source is not retrievable (defined interactively, "
-            "via exec, or in a compiled module); define it in a .py file and import it"
+            f"cannot serialize mod {label!r}: its source is not retrievable (defined via exec or in a "
+            "compiled module); define it in a .py file or a notebook cell"
         )
-    module_name = Path(path).stem if module.__name__ == "__main__" else module.__name__
+    module_name = module.__name__ if _IDENT.match(module.__name__) else "mod"
+    if module_name == "__main__" or module_name.startswith("__"):
+        module_name = Path(path).stem if _IDENT.match(Path(path).stem) else "mod"
     entrypoint = _entrypoint_name(module, fn, target)
     mod_obj = as_mod(fn)
     bundle: dict[str, Any] = {
@@ -150,6 +159,32 @@ def _renamed(target: Mod, name: str) -> Mod:
     return target
 
 
+def _unregistered_source(target: Any) -> tuple[types.ModuleType | None, str | None, str | None]:
+    """Source of a mod whose module is not in `sys.modules`, from the file its code came from.
+
+    Covers `spec_from_file_location` + `exec_module` without registering (the file is on disk) and
+    notebook cells (IPython keeps each cell's text in `linecache` under the code's filename; the
+    cell must hold the mod's imports too, since the bundle is that cell alone).
+    """
+    code = getattr(target, "__code__", None)
+    namespace = getattr(target, "__globals__", None)
+    if code is None or not isinstance(namespace, dict):
+        return None, None, None
+    filename = code.co_filename
+    source: str | None = None
+    if Path(filename).is_file() and filename.endswith(".py"):
+        try:
+            source = Path(filename).read_text()
+        except OSError:
+            source = None
+    if source is None:
+        lines = linecache.getlines(filename, namespace)
+        source = "".join(lines) or None
+    module = types.ModuleType(str(namespace.get("__name__") or "mod"))
+    module.__dict__.update(namespace)
+    return module, filename, source
+
+
 def _entrypoint_name(module: types.ModuleType | None, fn: Any, target: Any) -> str:
     for attr, value in vars(module or {}).items():
         if value is fn or value is target:
@@ -224,6 +259,9 @@ class _BundleNamespace:
             name = f"{base}.{name}" if name else base
         top = name.split(".")[0]
         if not self._owns(top) and not self._owns(name):
+            stand_in = max_compat.standin(name)
+            if stand_in is not None:
+                return stand_in if fromlist else max_compat.standin(top)
             return builtins.__import__(name, globals, locals, fromlist, 0)
         module = self.import_module(name)
         for item in fromlist or ():

@@ -12,6 +12,7 @@ once per tokenizer and caches it, and `compiled.start()` gives the per-request `
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -84,10 +85,21 @@ class CharsStrat(Strategy):
     def __init__(
         self,
         mode: CharsMode,
-        stop: str | None = "\n",
+        stop: str | int | None = "\n",
         min_chars: int = 0,
         max_chars: int | None = None,
+        *,
+        min: int | None = None,
     ) -> None:
+        # The original SDK's spellings: `min=` for min_chars, an int `stop` for max_chars.
+        if min is not None:
+            min_chars = min
+        if isinstance(stop, int) and not isinstance(stop, bool):
+            if max_chars is not None:
+                raise ValueError("give the length limit once: an int stop or max_chars")
+            stop, max_chars = None, stop
+        if not isinstance(stop, (str, type(None))):
+            raise ValueError(f"stop must be a string, an int or None, got {stop!r}")
         if not isinstance(mode, CharsMode):
             raise ValueError(f"mode must be a CharsMode, got {mode!r}")
         if min_chars < 0 or (max_chars is not None and max_chars < min_chars):
@@ -122,16 +134,32 @@ class ListStrat(Strategy):
 
     def __init__(
         self,
-        item: Strategy,
+        item: Strategy | None = None,
         separator: str = ", ",
         open: str = "",
         close: str = "",
         min_items: int = 1,
         max_items: int | None = None,
+        *,
+        elements: Strategy | None = None,
+        sep: str | None = None,
+        min: int | None = None,
+        max: int | None = None,
     ) -> None:
+        # The original SDK's spellings: elements=, sep=, min=, max= (one element strategy).
+        if elements is not None:
+            if item is not None:
+                raise ValueError("give the element strategy once: item or elements")
+            item = elements
+        if sep is not None:
+            separator = sep
+        if min is not None:
+            min_items = min
+        if max is not None:
+            max_items = max
         if not isinstance(item, Strategy):
             raise ValueError(f"item must be a Strategy, got {item!r}")
-        if min_items < 0 or (max_items is not None and max_items < max(min_items, 1)):
+        if min_items < 0 or (max_items is not None and max_items < builtins.max(min_items, 1)):
             raise ValueError(f"need 0 <= min_items <= max_items and max_items >= 1, got {min_items}, {max_items}")
         if separator and separator == close:
             raise ValueError("separator and close must differ (the list could never end)")
