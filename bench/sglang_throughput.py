@@ -226,6 +226,8 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None
     vanilla = results["vanilla"]["tok_s"]
     print("\nRatios (target in brackets)")
     for config in ("quote-none", "quote-noop", "quote-mask", "quote-mask-inplace", "vanilla-no-overlap"):
+        if config not in results:
+            continue
         ratios = "  ".join(f"{results[config]['tok_s'][str(n)] / vanilla[str(n)]:5.3f}" for n in CONCURRENCY)
         target = "  [>= 0.95]" if config == "quote-noop" else ""
         print(f"  {config:22} / vanilla at {CONCURRENCY}: {ratios}{target}")
@@ -255,9 +257,14 @@ def main() -> None:
     results = {}
     for config in args.configs:
         print(f"measuring {config} ...", file=sys.stderr, flush=True)
-        results[config] = measure(config, model, args)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        try:
+            results[config] = measure(config, model, args)
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:  # report the others; a cut-off run still says
+            print(f"{config} FAILED: {exc}", file=sys.stderr, flush=True)
+            continue
+        print(f"{config}: {json.dumps(results[config])}", file=sys.stderr, flush=True)
+        if args.json:  # after each configuration, so a run stopped at its time limit keeps what it measured
+            Path(args.json).write_text(json.dumps(results, indent=2))
     if {"vanilla", "quote-none", "quote-noop"} <= set(results):
         report(results, args)
     else:

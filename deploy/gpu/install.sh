@@ -6,7 +6,7 @@
 # Reassembles the bundle from the staged chunks, checks it against MANIFEST.json and every wheel
 # against wheels.lock.json, then installs the wheels with `pip install --no-index --no-deps` into
 # $stage/site: the image's own packages (torch, triton, transformers, ...) are never touched, and
-# nothing is fetched. Quote itself is not installed: $stage/src links its packages to this checkout.
+# nothing is fetched. Quote itself is not installed: env.sh puts this checkout's component folders on PYTHONPATH.
 # Rerunnable: an install of the same bundle is skipped; a new bundle replaces the old site.
 set -euo pipefail
 stage="${QUOTE_GPU_STAGE:-/var/tmp/quote-gpu}"
@@ -52,19 +52,33 @@ if [ ! -f "$stage/site/.bundle" ] || [ "$(cat "$stage/site/.bundle")" != "$(pyth
 fi
 
 mkdir -p "$stage/src"
-ln -sfn "$repo/serving" "$stage/src/quote_serving"
-ln -sfn "$repo/quote_mod_sdk/quote_mod_sdk" "$stage/src/quote_mod_sdk"
+rm -f "$stage/src/quote_serving" "$stage/src/quote_mod_sdk"  # links an older layout needed
 # The wheels' directory is added as a *site* directory, not just a path, so the .pth files some wheels
 # install are run (nvidia-cutlass-dsl puts its packages on sys.path that way). It comes after the
 # image's site-packages, whose packages it never duplicates (resolve.py skips what the image has).
+# sglang 0.5.17 registers configs (qwen3_asr, ...) that the image's newer transformers already ships;
+# transformers refuses a second registration unless exist_ok, so SGLang's own registration is let win.
 cat > "$stage/src/sitecustomize.py" <<EOF
 import site
 
 site.addsitedir("$stage/site")
+try:
+    from transformers.models.auto import configuration_auto as _auto
+
+    _register = _auto._LazyConfigMapping.register
+
+    def _register_again(self, key, value, exist_ok=False):
+        return _register(self, key, value, exist_ok=True)
+
+    _auto._LazyConfigMapping.register = _register_again
+except Exception:  # no transformers here, or another layout: SGLang reports its own error
+    pass
 EOF
 cat > "$stage/env.sh" <<EOF
 # source me: Quote's checkout, then (through sitecustomize) the SGLang wheels
-export PYTHONPATH="$stage/src\${PYTHONPATH:+:\$PYTHONPATH}"
+# Packages live under their import names (<component>/<import name>/), so the component folders are
+# the whole import path: quote_mod_sdk at the top, quote_serving, quote_registry, quote_cli beneath.
+export PYTHONPATH="$stage/src:$repo:$repo/serving:$repo/registry:$repo/cli\${PYTHONPATH:+:\$PYTHONPATH}"
 export PATH="\$PATH:$stage/site/bin"
 EOF
 echo "installed into $stage/site; now: source $stage/env.sh && python3 deploy/gpu/check.py"

@@ -45,7 +45,7 @@ class FakeSGLangRuntime(SGLangModRuntime):
             while not self._stopped.is_set():
                 self.fake.iterate()
         except Exception:  # a broken invariant: fail the requests now rather than at the test's timeout
-            self._fail_everything("fake scheduler invariant broken (see the log)")
+            self.fail_all("fake scheduler invariant broken (see the log)")
             raise
         finally:
             deactivate(bridge)

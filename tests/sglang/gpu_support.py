@@ -56,6 +56,8 @@ def build_sglang_parts(**overrides: Any) -> tuple[Any, Any, Any]:
     from quote_serving.models.loader import load_model
     from quote_serving.runtime.mod_runtime import RuntimeSettings
 
+    if engine_settings(gpu_model_dir(), **overrides).dtype == "float32":
+        allow_float32_rmsnorm()
     path = gpu_model_dir()
     loaded = load_model(str(path), device="cuda", dtype="float32")
     runtime = SGLangModRuntime(
@@ -65,3 +67,25 @@ def build_sglang_parts(**overrides: Any) -> tuple[Any, Any, Any]:
         settings=RuntimeSettings(max_batch=256, mod_budget_ms=2000),
     )
     return loaded.model, loaded.tokenizer, runtime
+
+
+def allow_float32_rmsnorm() -> None:
+    """sglang-kernel 0.4.5's RMSNorm kernels take only fp16/bf16: float32 inputs take SGLang's own
+    torch path (`forward_native`) instead, so the engine runs in float32 and its logits can be compared
+    with transformers' to 1e-4. Applied before the engine builds its model (CustomOp binds the
+    forward method when a layer is built)."""
+    from sglang.srt.layers.layernorm import RMSNorm
+
+    if getattr(RMSNorm, "_quote_float32_fallback", False):
+        return
+    cuda_forward = RMSNorm.forward_cuda
+
+    def forward_cuda(self: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
+        import torch
+
+        if x.dtype == torch.float32:
+            return self.forward_native(x, *args, **kwargs)
+        return cuda_forward(self, x, *args, **kwargs)
+
+    RMSNorm.forward_cuda = forward_cuda
+    RMSNorm._quote_float32_fallback = True
