@@ -67,6 +67,12 @@ class ModBudget:
                 mod=mod.name,
                 kind="timeout",
             ) from None
+        except BaseException as exc:
+            # A mod's SystemExit/KeyboardInterrupt/any BaseException must end its request, never
+            # the engine thread: turned into the request-scoped failure the SDK loop understands.
+            raise ModFailedError(
+                f"mod {mod.name!r} raised {type(exc).__name__}: {exc}", mod=mod.name, kind="exception"
+            ) from None
 
     def close(self) -> None:
         self._stop.set()

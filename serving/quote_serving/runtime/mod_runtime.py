@@ -28,22 +28,22 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from quote_mod_sdk.generation import Generation
-from quote_mod_sdk.tensor import to_numpy
 from quote_serving.engine.port import EngineBackend, EngineError
 from quote_serving.engine.sampling import SamplingParams, sample
 from quote_serving.runtime.budget import ModBudget
 from quote_serving.runtime.observers import RuntimeObserver, notify
 from quote_serving.runtime.requests import RequestHandle, Snapshot
+from quote_serving.runtime.rows import BadRow, checked_row
 from quote_serving.runtime.traces import StoredTrace, TraceStore
 
-__all__ = ["ModRuntime", "RuntimeSettings"]
+__all__ = ["LiveRequest", "ModRuntime", "RuntimeSettings"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,9 @@ class _Live:
     generator: torch.Generator | None
     model: str
     added: bool = False
+
+
+LiveRequest = _Live  # one admitted request, as the public lifecycle hands it to backends
 
 
 class ModRuntime:
@@ -89,7 +92,11 @@ class ModRuntime:
         self._live: dict[str, _Live] = {}
         self._wake = threading.Event()
         self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="quote-engine", daemon=True)
+        self._thread = threading.Thread(target=self._supervised, name="quote-engine", daemon=True)
+        self._dead = threading.Event()
+        # Called once if the engine loop ever dies (the replica is then not ready); the server sets
+        # it to exit the process so its supervisor restarts it.
+        self.on_fatal: Callable[[], None] | None = None
         self.steps = 0
 
     # ----- lifecycle ---------------------------------------------------------------------------
@@ -105,43 +112,65 @@ class ModRuntime:
 
     @property
     def healthy(self) -> bool:
-        return self._thread.is_alive() and not self._stopped.is_set()
+        return self._thread.is_alive() and not self._stopped.is_set() and not self._dead.is_set()
 
     @property
     def load(self) -> int:
         return len(self._live) + self._pending.qsize()
 
     def submit(self, handle: RequestHandle) -> RequestHandle:
+        if self._dead.is_set():  # nobody would ever step it: answer now instead of hanging
+            handle.publish(_failed("the engine is not running; the request was not started"))
+            return handle
         handle.timings.submitted_ns = time.time_ns()
         if self.observers:  # before the engine can see it: observers capture the caller's context
             notify(self.observers, "on_submitted", handle)
         self._pending.put(handle)
         self._wake.set()
+        if self._dead.is_set():  # the loop died while we queued it: nobody else will drain it
+            self._abandon_all("the engine is not running; the request was not started")
         return handle
 
     # ----- engine thread -----------------------------------------------------------------------
+    def _supervised(self) -> None:
+        """The engine thread: nothing a request or mod raises ends it; if it ever does end, the
+        replica turns not ready, every request still here fails, and `on_fatal` runs."""
+        try:
+            self._run()
+        except BaseException:
+            logger.critical("the engine loop died", exc_info=True)
+        finally:
+            if not self._stopped.is_set():
+                self._dead.set()
+                logger.critical("engine loop of %s ended; the replica is no longer ready", self.model_name)
+                self._abandon_all("the engine stopped; the request was not completed")
+                if self.on_fatal is not None:
+                    self.on_fatal()
+
     def _run(self) -> None:
         while not self._stopped.is_set():
-            self._admit()
-            if not self._live:
-                self._wake.wait(self.settings.idle_wait_s)
-                self._wake.clear()
-                continue
             try:
-                self._step()
-            except Exception:
+                self._admit()
+                if not self._live:
+                    self._wake.wait(self.settings.idle_wait_s)
+                    self._wake.clear()
+                    continue
+                self.step()
+            except BaseException:  # request-scoped blast radius: fail the batch, keep the loop
                 logger.exception("engine step failed; failing the %d live requests", len(self._live))
                 for live in list(self._live.values()):
-                    self._fail(live, "internal engine error; the request was not completed", "engine_error")
+                    self.fail(live, "internal engine error; the request was not completed", "engine_error")
 
     def _admit(self) -> None:
-        while len(self._live) < self.settings.max_batch and self._admit_next() is not None:
+        while len(self._live) < self.settings.max_batch and self.admit_next() is not None:
             pass
 
-    def _admit_next(self) -> _Live | None:
+    # ----- the per-request lifecycle every backend drives (admit, step, complete, fail) ----------
+    def admit_next(self) -> _Live | None:
         """Take the next queued request and run its prefill; None when the queue is empty.
 
         The request joins the batch unless Prefilled already ended it (then it is completed here).
+        Anything that goes wrong while admitting one request fails that request only.
         """
         while True:
             try:
@@ -150,14 +179,47 @@ class ModRuntime:
                 return None
             if handle.cancelled:
                 continue
-            live = self._start(handle)
+            try:
+                live = self._start(handle)
+            except BaseException as exc:
+                logger.exception("request %s could not be admitted", handle.request_id)
+                handle.publish(_failed(f"the request could not be started ({type(exc).__name__})"))
+                continue
             if self.observers:
                 notify(self.observers, "on_admitted", handle)
             if live.gen.finished:
-                self._complete(live)
+                self.complete(live)
             else:
                 self._live[handle.request_id] = live
             return live
+
+    def _abandon_all(self, message: str) -> None:
+        """The dead loop's last act: answer every waiting client directly (no backend, no mods)."""
+        handles = [live.handle for live in self._live.values()]
+        self._live.clear()
+        while True:
+            try:
+                handles.append(self._pending.get_nowait())
+            except queue.Empty:
+                break
+        for handle in handles:
+            with contextlib.suppress(Exception):
+                handle.publish(_failed(message))
+
+    def live_requests(self) -> list[_Live]:
+        """The requests in the batch now (admitted, not completed)."""
+        return list(self._live.values())
+
+    def fail_all(self, message: str) -> None:
+        """Fail every live and every queued request (the engine cannot go on)."""
+        for live in list(self._live.values()):
+            self.fail(live, message, "engine_error")
+        while True:
+            try:
+                handle = self._pending.get_nowait()
+            except queue.Empty:
+                return
+            handle.publish(_failed(message))
 
     def _start(self, handle: RequestHandle) -> _Live:
         req = handle.request
@@ -175,7 +237,8 @@ class ModRuntime:
         gen.prefill()
         return _Live(gen, handle, req.sampling, req.sampling.new_generator(), self.model_name)
 
-    def _step(self) -> None:
+    def step(self) -> None:
+        """One engine step of the whole batch on the `EngineBackend` (sync, forward, mods, sample)."""
         lives = [live for live in list(self._live.values()) if not self._drop_cancelled(live)]
         lives = [live for live in lives if self._sync(live)]
         if not lives:
@@ -185,19 +248,21 @@ class ModRuntime:
         logits = self.backend.forward([live.gen.request_id for live in lives])
         forwarded = time.time_ns()
         self.steps += 1
-        plans = [(live, live.gen.forward_pass(logits[i])) for i, live in enumerate(lives)]
-        to_sample = [(live, plan) for live, plan in plans if plan is not None]
+        plans = [(live, self._guarded(live, live.gen.forward_pass, logits[i])) for i, live in enumerate(lives)]
+        to_sample = [(live, plan) for live, plan in plans if plan is not None and not live.gen.finished]
         if to_sample:
             self._sample(to_sample, logits)
         ended = time.time_ns()
         for live in lives:
-            self._stamp(live, forwarded, ended)
+            if self._live.get(live.gen.request_id) is not live:
+                continue  # already completed this step (e.g. failed for an unusable logits row)
+            self.record_step(live, forwarded, ended)
             if live.gen.finished:
-                self._complete(live)
+                self.complete(live)
             else:
-                live.handle.publish(self._snapshot(live))
+                live.handle.publish(self.snapshot(live))
 
-    def _stamp(self, live: _Live, forwarded: int, ended: int) -> None:
+    def record_step(self, live: _Live, forwarded: int, ended: int) -> None:
         """Record when this step ended (and, the first time, prefill and first token)."""
         timings = live.handle.timings
         timings.step_end_ns.append(ended)
@@ -221,38 +286,55 @@ class ModRuntime:
             if tokens:
                 self.backend.extend(live.gen.request_id, tokens)
         except EngineError as exc:
-            self._fail(live, str(exc), "engine_error")
+            self.fail(live, str(exc), "engine_error")
             return False
         return True
 
     def _sample(self, batch: list[tuple[_Live, Any]], logits: torch.Tensor) -> None:
-        rows, params = [], []
+        rows, params, kept = [], [], []
         for live, plan in batch:
-            row = plan.logits
-            if not isinstance(row, torch.Tensor):
-                row = torch.from_numpy(to_numpy(row))
-            rows.append(row.reshape(-1).to(device=logits.device, dtype=torch.float32))
+            try:  # a hostile row fails its own request, never the batch's sampling call
+                rows.append(checked_row(plan.logits, logits.shape[-1], logits.device))
+            except BadRow as exc:
+                self.fail(live, f"mod {_mod_name(live)!r} returned unusable logits: {exc}", "invalid_action")
+                continue
             temp = plan.temperature
             params.append(live.sampling if temp is None else _with_temperature(live.sampling, temp))
+            kept.append((live, plan))
+        batch = kept
+        if not batch:
+            return
         result = sample(torch.stack(rows), params, [live.generator for live, _ in batch])
         for (live, _), token, logprob in zip(batch, result.tokens, result.logprobs):
-            live.gen.sampled(token, logprob)
+            self._guarded(live, live.gen.sampled, token, logprob)
+
+    def _guarded(self, live: _Live, call: Callable[..., Any], *args: Any) -> Any:
+        """Run one request's part of the step; whatever it raises fails that request only."""
+        try:
+            return call(*args)
+        except BaseException as exc:  # e.g. a mod's object whose methods raise outside the budget
+            logger.warning("request %s failed inside its step", live.gen.request_id, exc_info=True)
+            if self._live.get(live.gen.request_id) is live:
+                self.fail(live, f"mod {_mod_name(live)!r} broke its request ({type(exc).__name__})", "exception")
+            return None
 
     def _drop_cancelled(self, live: _Live) -> bool:
         if live.handle.cancelled:
             live.gen.finish("abort")
-            self._complete(live)
+            self.complete(live)
             return True
         return False
 
     # ----- completion --------------------------------------------------------------------------
-    def _fail(self, live: _Live, message: str, kind: str) -> None:
+    def fail(self, live: _Live, message: str, kind: str) -> None:
+        """End one request with an error the client sees (`kind`: e.g. `engine_error`)."""
         live.gen.error = None
         live.gen.trace.error = message
         live.gen.finish("error")
-        self._complete(live, error=(message, kind))
+        self.complete(live, error=(message, kind))
 
-    def _complete(self, live: _Live, error: tuple[str, str] | None = None) -> None:
+    def complete(self, live: _Live, error: tuple[str, str] | None = None) -> None:
+        """Let the request leave the batch: free its sequence, store its trace, publish the end."""
         self._live.pop(live.gen.request_id, None)
         if live.added:
             with contextlib.suppress(EngineError):
@@ -264,13 +346,14 @@ class ModRuntime:
         if self.observers:  # before publishing: a client that has its answer finds it counted
             kind = error[1] if error else (live.gen.error.kind if live.gen.error else None)
             notify(self.observers, "on_finished", live.handle, live.gen.trace, kind)
-        live.handle.publish(self._snapshot(live, error))
+        live.handle.publish(self.snapshot(live, error))
 
     @staticmethod
     def _logprobs(live: _Live, records: list[Any]) -> tuple[tuple[float | None, tuple[tuple[int, float], ...]], ...]:
         return _top(records, live.sampling.top_logprobs) if live.handle.request.logprobs else ()
 
-    def _snapshot(self, live: _Live, error: tuple[str, str] | None = None) -> Snapshot:
+    def snapshot(self, live: _Live, error: tuple[str, str] | None = None) -> Snapshot:
+        """What the client sees of the request now."""
         gen = live.gen
         if error is None and gen.error is not None:
             error = (str(gen.error), gen.error.kind)
@@ -287,6 +370,15 @@ class ModRuntime:
             prompt_tokens=len(gen.prompt),
             text=gen.text() if gen.finished else None,
         )
+
+
+def _mod_name(live: _Live) -> str:
+    mod = live.handle.request.mod
+    return mod.name if mod is not None else "<none>"
+
+
+def _failed(message: str) -> Snapshot:
+    return Snapshot(finished=True, finish_reason="error", error=message, error_kind="engine_error")
 
 
 def _top(records: list[Any], k: int) -> tuple[tuple[float | None, tuple[tuple[int, float], ...]], ...]:

@@ -11,15 +11,15 @@ of stepping an `EngineBackend`, builds SGLang's `Scheduler` in-thread and runs i
         [sample hook] ForwardPass → edits → sampling → Sampled/Added → plans   (bridge + step)
         [result hook] trim / requeue / finish → snapshot published to the handle
 
-Requests, timings and completion reuse `ModRuntime`'s own methods (`_start`, `_stamp`, `_snapshot`,
-`_complete`, `_fail`): the two runtimes cannot drift in what a client sees.
+Requests, timings and completion go through `ModRuntime`'s public per-request lifecycle
+(`admit_next`, `record_step`, `snapshot`, `complete`, `fail`, `fail_all`): the two runtimes cannot
+drift in what a client sees.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import queue
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,7 +33,7 @@ from quote_serving.engine.sglang.scheduler_ops import SchedulerOps
 from quote_serving.engine.sglang.settings import SGLangEngineSettings
 from quote_serving.runtime.mod_runtime import ModRuntime, RuntimeSettings
 from quote_serving.runtime.observers import RuntimeObserver
-from quote_serving.runtime.requests import RequestHandle, Snapshot
+from quote_serving.runtime.requests import RequestHandle
 from quote_serving.runtime.traces import TraceStore
 
 __all__ = ["SGLangBackendView", "SGLangModRuntime", "SGLangStartError"]
@@ -134,6 +134,7 @@ class SGLangModRuntime(ModRuntime):
         except BaseException as exc:  # reported by start(); the thread ends
             logger.exception("SGLang engine for %s failed to start", self.engine.model_path)
             self._startup_error = exc
+            self._stopped.set()  # a failed start is reported by start(), not treated as a dead loop
             self._ready.set()
             return
         self._scheduler = scheduler
@@ -143,7 +144,7 @@ class SGLangModRuntime(ModRuntime):
                 scheduler.run_event_loop()
         except Exception:
             logger.exception("SGLang scheduler loop failed; failing %d live requests", len(self._live))
-            self._fail_everything("internal engine error; the request was not completed")
+            self.fail_all("internal engine error; the request was not completed")
         finally:
             deactivate(bridge)
             shutdown_scheduler(scheduler)
@@ -161,42 +162,33 @@ class SGLangModRuntime(ModRuntime):
         self.view.bridge = bridge
         return bridge
 
-    def _fail_everything(self, message: str) -> None:
-        for live in list(self._live.values()):
-            self._fail(live, message, "engine_error")
-        while True:
-            try:
-                handle = self._pending.get_nowait()
-            except queue.Empty:
-                return
-            handle.publish(Snapshot(finished=True, finish_reason="error", error=message, error_kind="engine_error"))
-
     # ----- BridgeHost: what the hooks call back -------------------------------------------------
     def admit(self) -> list[Any]:
         """Admit every queued request (SGLang queues and batches them); Prefilled runs here."""
         admitted: list[Any] = []
-        while (live := self._admit_next()) is not None:
+        while (live := self.admit_next()) is not None:
             if not live.gen.finished:
                 admitted.append(live)
         return admitted
 
     def cancelled(self) -> list[Any]:
-        return [live for live in self._live.values() if live.handle.cancelled and not live.gen.finished]
+        return [live for live in self.live_requests() if live.handle.cancelled and not live.gen.finished]
 
     def publish(self, live: Any, *, forwarded_ns: int, ended_ns: int) -> None:
-        current = self._live.get(live.gen.request_id)
-        if current is None or current is not live:
+        if not self._is_live(live):
             return  # already completed (e.g. cancelled, then finished by SGLang)
-        self._stamp(current, forwarded_ns, ended_ns)
-        if current.gen.finished:
-            self._complete(current)
+        self.record_step(live, forwarded_ns, ended_ns)
+        if live.gen.finished:
+            self.complete(live)
         else:
-            current.handle.publish(self._snapshot(current))
+            live.handle.publish(self.snapshot(live))
 
     def fail(self, live: Any, message: str, kind: str) -> None:
-        current = self._live.get(live.gen.request_id)
-        if current is not None and current is live:
-            self._fail(current, message, kind)
+        if self._is_live(live):
+            super().fail(live, message, kind)
+
+    def _is_live(self, live: Any) -> bool:
+        return any(current is live for current in self.live_requests())
 
 
 def _config_vocab_size(model_path: str, tokenizer: Any) -> int:
