@@ -12,9 +12,11 @@ Route choice, in order: `.on(answer, …)` match → `.branch(fn)` → `.then(�
 
 from __future__ import annotations
 
+import enum
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from quote_mod_sdk.actions import Action, ActionBuilder, Noop
 from quote_mod_sdk.errors import StrategyError
@@ -24,9 +26,14 @@ from quote_mod_sdk.strategies.base import Strategy
 from quote_mod_sdk.strategies.strategy_constructor import ChoicesStrat
 
 __all__ = [
+    "FlowDefinition",
     "FlowEngine",
     "FlowQuestion",
+    "FlowRoute",
+    "FlowState",
+    "RequestState",
     "Route",
+    "RouteKind",
     "route_message",
     "route_noop",
     "route_output",
@@ -43,6 +50,36 @@ def _render(value: TextOrFn, variables: Vars) -> str:
     return value(dict(variables)) if callable(value) else str(value).format(**variables)
 
 
+class RouteKind(str, enum.Enum):
+    """The original SDK's route kinds; each equals our `Route.kind` string."""
+
+    QUESTION = "question"
+    MESSAGE = "message"
+    SUMMARY = "summary"
+    OUTPUT = "output"
+    TOOL = "tool"
+    NOOP = "noop"
+
+
+@runtime_checkable
+class FlowState(Protocol):
+    """What a `state_factory` must build (the original SDK's protocol): `answers` and `data`."""
+
+    answers: Vars
+    data: dict[str, Any]
+
+
+@dataclass
+class RequestState:
+    """A request's flow state as the original SDK exposes it: `answers` is the same dict our
+    callbacks receive as `vars`; `data` is a free bag for the mod's own per-request values."""
+
+    request_id: str
+    current_question: FlowQuestion | None = None
+    answers: Vars = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class Route:
     """Where a flow goes after a question: `kind` is question|message|summary|output|tool|noop."""
@@ -51,7 +88,11 @@ class Route:
     question: FlowQuestion | None = None
     text: TextOrFn | None = None
     tool_name: str | None = None
+    callback: Callable[..., Any] | None = None  # route_tool(callback): callback(actions, state, tokenizer)
     arguments: Mapping[str, Any] | Callable[[Vars], Mapping[str, Any]] | None = None
+
+
+FlowRoute = Route  # the original SDK's name
 
 
 def route_question(question: FlowQuestion) -> Route:
@@ -73,8 +114,17 @@ def route_output(text: TextOrFn) -> Route:
     return Route("output", text=text)
 
 
-def route_tool(name: str, arguments: Mapping[str, Any] | Callable[[Vars], Mapping[str, Any]] | None = None) -> Route:
-    """End the request with a tool call to `name` (arguments may be computed from the answers)."""
+def route_tool(
+    name: str | Callable[..., Any], arguments: Mapping[str, Any] | Callable[[Vars], Mapping[str, Any]] | None = None
+) -> Route:
+    """End the request with a tool call to `name` (arguments may be computed from the answers).
+
+    The original SDK's form `route_tool(callback)` calls `callback(actions, state, tokenizer)` when
+    the route is taken and returns the action it builds (a tool call, a forced message, …)."""
+    if callable(name):
+        if arguments is not None:
+            raise StrategyError("route_tool(callback) takes no arguments")
+        return Route("tool", callback=name)
     return Route("tool", tool_name=name, arguments=arguments)
 
 
@@ -94,18 +144,45 @@ class FlowQuestion:
         responses: Sequence[str] | None = None,
         erase_mode: EraseMode | str | None = EraseMode.NONE,
         completion: str | Mapping[str, Any] | None = None,
+        *,
+        completion_text: str | None = None,
     ) -> None:
         if (strategy is None) == (responses is None):
             raise StrategyError(f"FlowQuestion {name!r} needs exactly one of strategy= or responses=")
+        if completion_text is not None:  # the original SDK's spelling of the suffix
+            if completion is not None:
+                raise StrategyError(f"FlowQuestion {name!r}: give the suffix once, completion or completion_text")
+            completion = completion_text
+        elif completion is None:
+            completion = "\n"  # the original SDK's default suffix; "" for none
         self.name = name
         self.strategy = strategy if strategy is not None else ChoicesStrat(list(responses or ()))
         self.erase_mode = EraseMode.coerce(erase_mode)
         self.self_prompt = SelfPrompt(prompt, self.strategy, completion=completion, erase=self.erase_mode)
         self._on: dict[str, Route] = {}
-        self._branch: Callable[[Any, Vars], Route | None] | None = None
+        self._branch: Callable[[Any, RequestState], Route | None] | None = None
         self._then: Route | None = None
         self._otherwise: Route | None = None
-        self._assign: str | Callable[[Any, Vars], None] | None = None
+        self._assigns: list[str | Callable[..., None]] = []
+        self._auto_answer: Callable[[RequestState], str | None] | None = None
+
+    def with_auto_answer(self, fn: Callable[[RequestState], str | None]) -> FlowQuestion:
+        """`fn(state)` runs when the flow reaches this question; a non-blank string it returns is
+        taken as the answer (recorded, routed on) without asking the model."""
+        self._auto_answer = fn
+        return self
+
+    def auto_answer(self, state: RequestState) -> str | None:
+        if self._auto_answer is None:
+            return None
+        answer = self._auto_answer(state)
+        return answer.strip() if isinstance(answer, str) and answer.strip() else None
+
+    def resolve_route(self, state: RequestState | Vars, answer: Any = None) -> Route:
+        """The route this answer takes (the original SDK's name for `route_for`)."""
+        if not isinstance(state, RequestState):
+            state = RequestState("", answers=state)
+        return self.route_for(answer, state.answers, state)
 
     def on(self, answer: str, route: Route | FlowQuestion) -> FlowQuestion:
         self._on[answer] = _as_route(route)
@@ -119,31 +196,78 @@ class FlowQuestion:
         self._otherwise = _as_route(route)
         return self
 
-    def assign(self, target: str | Callable[[Any, Vars], None]) -> FlowQuestion:
-        """Store the answer under a variable name, or call `target(answer, vars)` to store it."""
-        self._assign = target
+    def assign(self, target: str | Callable[..., None]) -> FlowQuestion:
+        """Store the answer under a variable name, or call `target(answer, vars)` to store it.
+
+        The original SDK's `target(state, answer)` is recognised by its first parameter's name
+        (`state`, `s`, `st`, `flow_state`, `request_state`) or a `…State` annotation. Each call
+        adds one assignment (they run in order)."""
+        self._assigns.append(target)
         return self
 
-    def branch(self, chooser: Callable[[Any, Vars], Route | FlowQuestion | None]) -> FlowQuestion:
-        self._branch = lambda answer, variables: _as_route_or_none(chooser(answer, variables))
+    def branch(self, chooser: Callable[..., Route | FlowQuestion | None]) -> FlowQuestion:
+        """`chooser(answer, vars)`, or the original SDK's one-argument `chooser(state)` (its state
+        has `.answers`, our vars)."""
+        if _n_positional(chooser) == 1:
+            self._branch = lambda answer, state: _as_route_or_none(chooser(state))
+        else:
+            self._branch = lambda answer, state: _as_route_or_none(chooser(answer, state.answers))
         return self
 
-    def record(self, answer: Any, variables: Vars) -> None:
+    def record(self, answer: Any, variables: Vars, state: RequestState | None = None) -> None:
         variables[self.name] = answer
-        if callable(self._assign):
-            self._assign(answer, variables)
-        elif self._assign:
-            variables[self._assign] = answer
+        for target in self._assigns:
+            if not callable(target):
+                variables[target] = answer
+            elif _takes_state_first(target):
+                target(
+                    state if state is not None and state.answers is variables else RequestState("", answers=variables),
+                    answer,
+                )
+            else:
+                target(answer, variables)
 
-    def route_for(self, answer: Any, variables: Vars) -> Route:
+    def route_for(self, answer: Any, variables: Vars, state: RequestState | None = None) -> Route:
+        """`.on` (exact match first, then case-insensitive) → `.then` → `.branch` → `.otherwise`."""
         key = answer if isinstance(answer, str) else str(answer)
         if key in self._on:
             return self._on[key]
-        chosen = self._branch(answer, variables) if self._branch else None
-        return chosen or self._then or self._otherwise or route_noop()
+        folded = [r for k, r in self._on.items() if k.casefold() == key.casefold()]
+        if folded:
+            return folded[0]
+        if self._then is not None:
+            return self._then
+        if state is None or state.answers is not variables:
+            state = RequestState("", answers=variables)
+        chosen = self._branch(answer, state) if self._branch else None
+        return chosen or self._otherwise or route_noop()
 
     def __repr__(self) -> str:
         return f"<FlowQuestion {self.name!r}>"
+
+
+_STATE_NAMES = frozenset({"state", "s", "st", "flow_state", "request_state"})
+
+
+def _takes_state_first(fn: Callable[..., Any]) -> bool:
+    try:
+        params = [p for p in inspect.signature(fn).parameters.values() if p.kind is not p.VAR_KEYWORD]
+    except (TypeError, ValueError):
+        return False
+    if not params:
+        return False
+    first = params[0]
+    annotation = first.annotation if isinstance(first.annotation, str) else getattr(first.annotation, "__name__", "")
+    return first.name in _STATE_NAMES or str(annotation).endswith("State")
+
+
+def _n_positional(fn: Callable[..., Any]) -> int:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return 2
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(1 for p in params if p.kind in kinds)
 
 
 def _as_route(value: Route | FlowQuestion) -> Route:
@@ -157,22 +281,70 @@ def _as_route_or_none(value: Route | FlowQuestion | None) -> Route | None:
 @dataclass
 class _FlowRun:
     question: FlowQuestion
-    variables: Vars = field(default_factory=dict)
+    state: RequestState
     asked: int = 1
     done: bool = False
+    auto: str | None = None  # an auto-answer for the current question, used instead of asking
+
+    @property
+    def variables(self) -> Vars:
+        return self.state.answers
+
+    def enter(self, question: FlowQuestion, request_id: str, tokenizer: Any) -> None:
+        self.question = self.state.current_question = question
+        self.auto = question.auto_answer(self.state)
+        if self.auto is None:
+            question.self_prompt.start(request_id, tokenizer)
+
+
+@dataclass
+class FlowDefinition:
+    """A named flow from `root` with its own summary (`route_summary()` without a template inside
+    this flow renders `summary_builder(state)`)."""
+
+    name: str
+    root: FlowQuestion
+    summary_builder: Callable[[RequestState], str]
+
+    def all_questions(self) -> list[FlowQuestion]:
+        """The questions reachable from `root` through `.on`/`.then`/`.otherwise` routes."""
+        seen: dict[int, FlowQuestion] = {}
+        stack = [self.root]
+        while stack:
+            q = stack.pop()
+            if id(q) in seen:
+                continue
+            seen[id(q)] = q
+            routes = [*q._on.values(), q._then, q._otherwise]
+            stack.extend(r.question for r in routes if r is not None and r.question is not None)
+        return list(seen.values())
 
 
 class FlowEngine:
-    """Drives a flow per request; call `handle_event` from a mod for every event."""
+    """Drives a flow per request; call `handle_event` from a mod for every event.
 
-    def __init__(self, entry_question: FlowQuestion, *, max_questions: int = 64) -> None:
+    `flows` (name → `FlowDefinition`) supply summaries; `state_factory(request_id)` builds each
+    request's state (a `RequestState` or anything with the same `answers`/`data` attributes)."""
+
+    def __init__(
+        self,
+        entry_question: FlowQuestion,
+        *,
+        max_questions: int = 64,
+        flows: Mapping[str, FlowDefinition] | None = None,
+        state_factory: Callable[[str], Any] | None = None,
+    ) -> None:
         self.entry_question = entry_question
         self.max_questions = max_questions
+        self.flows = dict(flows or {})
+        self._state_factory: Callable[[str], Any] = state_factory or RequestState
         self._runs: dict[str, _FlowRun] = {}
 
     def handle_event(self, event: Any, actions: ActionBuilder, tokenizer: Any) -> Action:
         if isinstance(event, Prefilled):
-            self._start(event.request_id, tokenizer)
+            # Idempotent: a run under way survives a repeated (step > 0) Prefilled.
+            if event.request_id not in self._runs or event.step == 0:
+                self._start(event.request_id, tokenizer)
         elif isinstance(event, ForwardPass):
             return self._forward(event, actions, tokenizer)
         elif isinstance(event, Added):
@@ -188,15 +360,28 @@ class FlowEngine:
         run = self._runs.get(request_id)
         return {} if run is None else dict(run.variables)
 
+    @property
+    def _states(self) -> dict[str, Any]:
+        """Request id → state; the original SDK's attribute, which its test harnesses read."""
+        return {rid: run.state for rid, run in self._runs.items()}
+
+    def state(self, request_id: str) -> RequestState | None:
+        """The request's live flow state (`answers`, `data`, `current_question`)."""
+        run = self._runs.get(request_id)
+        return None if run is None else run.state
+
     def forget(self, request_id: str) -> None:
         run = self._runs.pop(request_id, None)
         if run is not None:
             run.question.self_prompt.forget(request_id)
 
     def _start(self, request_id: str, tokenizer: Any) -> _FlowRun:
-        run = _FlowRun(self.entry_question)
+        state = self._state_factory(request_id)
+        if not isinstance(getattr(state, "answers", None), dict):
+            raise StrategyError(f"state_factory must return a state with an `answers` dict, got {state!r}")
+        run = _FlowRun(self.entry_question, state)
         self._runs[request_id] = run
-        run.question.self_prompt.start(request_id, tokenizer)
+        run.enter(self.entry_question, request_id, tokenizer)
         return run
 
     def _forward(self, event: ForwardPass, actions: ActionBuilder, tokenizer: Any) -> Action:
@@ -204,32 +389,43 @@ class FlowEngine:
         run = self._runs.get(rid) or self._start(rid, tokenizer)
         while not run.done:
             sp = run.question.self_prompt
-            if not sp.is_finished(rid):
-                action = sp.handle_forward_pass(event, actions, tokenizer)
-                if not (sp.is_finished(rid) and isinstance(action, Noop)):
-                    return action
-                # answered with nothing left to erase: route in this same step
-            answer = sp.answer(rid)
-            run.question.record(answer, run.variables)
+            if run.auto is not None:
+                answer, run.auto = run.auto, None
+            else:
+                if not sp.is_finished(rid):
+                    action = sp.handle_forward_pass(event, actions, tokenizer)
+                    if not (sp.is_finished(rid) and isinstance(action, Noop)):
+                        return action
+                    # answered with nothing left to erase: route in this same step
+                answer = sp.answer(rid)
+            run.question.record(answer, run.variables, run.state)
             sp.forget(rid)
-            route = run.question.route_for(answer, run.variables)
+            route = run.question.route_for(answer, run.variables, run.state)
             if route.kind != "question":
                 run.done = True
-                return self._finish_route(route, run.variables, actions, tokenizer)
+                run.state.current_question = None
+                return self._finish_route(route, run, actions, tokenizer)
             if run.asked >= self.max_questions:
                 return actions.emit_error(f"flow asked {run.asked} questions; is there a routing loop?")
             assert route.question is not None
-            run.question, run.asked = route.question, run.asked + 1
-            route.question.self_prompt.start(rid, tokenizer)
+            run.asked += 1
+            run.enter(route.question, rid, tokenizer)
         return actions.noop()
 
-    def _finish_route(self, route: Route, variables: Vars, actions: ActionBuilder, tokenizer: Any) -> Action:
+    def _finish_route(self, route: Route, run: _FlowRun, actions: ActionBuilder, tokenizer: Any) -> Action:
+        variables = run.variables
+
         def encode(text: str) -> list[int]:
             return list(tokenizer.encode(text, add_special_tokens=False))
 
         if route.kind == "message" and route.text is not None:
             tokens = encode(_render(route.text, variables))
             return actions.force_tokens(tokens) if tokens else actions.noop()
+        if route.kind == "summary" and not route.text:
+            for flow in self.flows.values():
+                if any(q is run.question for q in flow.all_questions()):
+                    text = flow.summary_builder(run.state)
+                    return actions.force_tokens(encode(text)) if text else actions.noop()
         if route.kind == "summary":
             text = (
                 _render(route.text, variables) if route.text else "".join(f"{k}: {v}\n" for k, v in variables.items())
@@ -237,6 +433,9 @@ class FlowEngine:
             return actions.force_tokens(encode(text)) if text else actions.noop()
         if route.kind == "output" and route.text is not None:
             return actions.force_output(encode(_render(route.text, variables)))
+        if route.kind == "tool" and route.callback is not None:
+            result: Action = route.callback(actions, run.state, tokenizer)
+            return result
         if route.kind == "tool" and route.tool_name:
             args = route.arguments(dict(variables)) if callable(route.arguments) else dict(route.arguments or {})
             return actions.tool_calls({"name": route.tool_name, "arguments": args})

@@ -12,9 +12,10 @@ masking and backtracking are all legal) and learning what happened from Added:
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,13 +75,24 @@ class SelfPrompt:
 
     def __init__(
         self,
-        prompt: str | Mapping[str, Any],
-        strategy: Strategy,
+        prompt: str | Mapping[str, Any] | None = None,
+        strategy: Strategy | None = None,
         completion: str | Mapping[str, Any] | None = None,
         erase: EraseMode | str | None = EraseMode.NONE,
+        argmax_sampling: bool = False,
+        mask_value: float = float("-inf"),
+        force_literals: bool = False,
     ) -> None:
-        self.prompt_text = _text_of(prompt)
+        if not isinstance(strategy, Strategy):
+            raise StrategyError(f"SelfPrompt needs a strategy, got {strategy!r}")
+        self.prompt_text = _text_of(prompt) if prompt is not None else ""
         self.strategy = strategy
+        self.argmax_sampling = bool(argmax_sampling)  # masked steps also ask for greedy sampling
+        self.mask_value = float(mask_value)  # the logit given to disallowed tokens
+        # When only one continuation exists (a tag, a separator, a lone choice): force it in one
+        # step (force_literals=True) or mask down to it token by token (the default, as the
+        # original SDK does, so the model still samples and Added reports sampled tokens).
+        self.force_literals = bool(force_literals)
         if isinstance(completion, str):
             completion = {"suffix": completion, "force": True}
         completion = completion or {}
@@ -92,7 +104,25 @@ class SelfPrompt:
 
     # ----- the three handlers of the documented API -------------------------------------------
     def handle_prefilled(self, event: Prefilled, tokenizer: Any) -> None:
-        self.start(event.request_id, tokenizer)
+        """Start this request's run. Idempotent: a run already under way is kept, unless this is
+        a step-0 prefill (a new request reusing the id) after the run made progress."""
+        run = self._runs.get(event.request_id)
+        if run is None or (event.step == 0 and (run.span > 0 or run.phase == "done")):
+            self.start(event.request_id, tokenizer)
+
+    def refresh_responses(
+        self, responses: Sequence[str] | None, request_id: str | None = None, idx: int | None = None
+    ) -> None:
+        """Replace the choices of a `ChoicesStrat` strategy, or of the list element `idx` (or the
+        list's one element) of a `ListStrat` of choices; with `request_id`, that request starts
+        over with the new choices on its next event. Other strategies are left unchanged."""
+        values = [str(v) for v in (responses or [])]
+        new = _with_choices(self.strategy, values, idx)
+        if new is None:
+            return
+        self.strategy = new
+        if isinstance(request_id, str):
+            self._runs.pop(request_id, None)
 
     def handle_forward_pass(self, event: ForwardPass, actions: ActionBuilder, tokenizer: Any) -> Action:
         run = self._runs.get(event.request_id) or self.start(event.request_id, tokenizer)
@@ -170,22 +200,27 @@ class SelfPrompt:
     def _answer_step(self, run: _Run, event: ForwardPass, actions: ActionBuilder, tokenizer: Any) -> Action:
         strategy = run.strategy
         if not strategy.is_complete:
-            if strategy.forced_text():
+            if self.force_literals and strategy.forced_text():
                 # forced_tokens() spells the literal exactly (encode() may add a leading space marker)
                 return self._force(run, "answer", list(strategy.forced_tokens() or []), actions)
             mask = strategy.allowed_mask()
             if not (strategy.accepting and self._prefers_stop(event.logits, mask, tokenizer)):
                 if not mask.any():
                     return actions.emit_error("self-prompt strategy has no valid continuation")
-                return actions.adjust_logits(self._masked(event.logits, mask))
-        run.phase = "suffix" if self.force_suffix else "erase"
+                masked = self._masked(event.logits, mask)
+                return actions.adjust_logits(masked, 0.0 if self.argmax_sampling else None)
+        run.phase = self._after_answer()
         return self.handle_forward_pass(event, actions, tokenizer)
+
+    def _after_answer(self) -> str:
+        # With EraseMode.ALL the suffix would be erased at once: backtrack right after the answer.
+        return "suffix" if self.force_suffix and self.erase is not EraseMode.ALL else "erase"
 
     def _feed_answer(self, run: _Run, tokens: list[int]) -> None:
         run.answer_tokens.extend(tokens)
         self._advance(run, tokens)
         if run.error is None and run.strategy.is_complete:
-            run.phase = "suffix" if self.force_suffix else "erase"
+            run.phase = self._after_answer()
 
     def _advance(self, run: _Run, tokens: list[int]) -> None:
         try:
@@ -216,12 +251,16 @@ class SelfPrompt:
 
     def _masked(self, logits: Any, mask: np.ndarray) -> Any:
         if hasattr(logits, "masked_fill"):
-            return logits.masked_fill(~self._torch_mask(mask, logits), float("-inf"))
-        row = np.array(logits, dtype=np.float32, copy=True).reshape(-1)
+            return logits.masked_fill(~self._torch_mask(mask, logits), self.mask_value)
+        # A tensor-like with to_numpy()/from_numpy() (the original SDK's style) keeps its type.
+        own = not isinstance(logits, np.ndarray) and callable(getattr(logits, "to_numpy", None))
+        source = logits.to_numpy() if own else logits
+        row = np.array(source, dtype=np.float32, copy=True).reshape(-1)
         full = np.zeros(row.shape[0], dtype=bool)
         full[: mask.shape[0]] = mask[: row.shape[0]]
-        row[~full] = -np.inf
-        return row
+        row[~full] = self.mask_value
+        from_numpy = getattr(type(logits), "from_numpy", None) if own else None
+        return from_numpy(row) if callable(from_numpy) else row
 
     def _torch_mask(self, mask: np.ndarray, logits: Any) -> Any:
         """Strategy masks are long-lived arrays; convert each to a device tensor once."""
@@ -239,6 +278,27 @@ class SelfPrompt:
                 self._torch_masks.clear()
             self._torch_masks[id(mask)] = (mask, tensor)
         return tensor
+
+
+def _with_choices(spec: Strategy, values: list[str], idx: int | None) -> Strategy | None:
+    """`spec` with new choices (see `SelfPrompt.refresh_responses`), or None when it has none."""
+    from quote_mod_sdk.strategies.strategy_constructor import ChoicesStrat, ListStrat
+
+    if isinstance(spec, ChoicesStrat):
+        return ChoicesStrat(values)
+    if not isinstance(spec, ListStrat):
+        return None
+    elems = list(spec.items or (spec.item,))
+    k = 0 if idx is None else idx
+    if not 0 <= k < len(elems) or not isinstance(elems[k], ChoicesStrat):
+        return None
+    elems[k] = ChoicesStrat(values)
+    new = object.__new__(ListStrat)
+    for f in dataclasses.fields(spec):
+        object.__setattr__(new, f.name, getattr(spec, f.name))
+    object.__setattr__(new, "item", elems[0])
+    object.__setattr__(new, "items", tuple(elems) if spec.items else ())
+    return new
 
 
 def self_prompt_mod(

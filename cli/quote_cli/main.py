@@ -33,6 +33,9 @@ def serve(
     dev_mode: bool = typer.Option(
         None, "--dev-mode/--no-dev-mode", help="Accept unsigned mods (default: only without a registry)"
     ),
+    mod_isolation: str = typer.Option(
+        None, help="inline (mods on the engine thread) or process (confined per-tenant workers); QUOTE_MOD_ISOLATION"
+    ),
     log_level: str = typer.Option("info", help="debug, info, warning or error"),
     ray: bool = typer.Option(
         False, "--ray", help="Run on Ray Serve instead (local Ray, or RAY_ADDRESS): autoscaled engine replicas"
@@ -69,6 +72,7 @@ def serve(
         "registry_url": registry_url,
         "registry_api_key": registry_api_key,
         "dev_mode": dev_mode,
+        "mod_isolation": mod_isolation,
     }
     if ray:
         from quote_serving.ray_serve.launcher import serve_on_ray
@@ -139,6 +143,9 @@ def _register_subcommands() -> None:
     app.add_typer(registry_cmds.signing_app, name="signing-keys")
     app.add_typer(registry_cmds.mods_app, name="mods")
     app.add_typer(registry_cmds.registry_app, name="registry")
+    from quote_cli.experiment_cmds import experiment_app
+
+    app.add_typer(experiment_app, name="experiment")
 
 
 _register_subcommands()

@@ -106,6 +106,11 @@ def _check(spec: QuoteModelSpec) -> None:
         )
     if spec.engine == "sglang" and spec.gpus < 1:
         raise InvalidSpec("engine sglang needs resources.gpus >= 1; use engine embedded to serve on CPU")
+    if spec.engine == "sglang" and spec.gpus > 1:
+        raise InvalidSpec(
+            f"engine sglang runs one SGLang rank on one GPU per replica: set resources.gpus to 1 (not {spec.gpus})"
+            " and raise autoscaling.maxReplicas to use more GPUs"
+        )
     if spec.isolation == "dedicated" and (not spec.tenants or ALL in spec.tenants):
         raise InvalidSpec('isolation dedicated needs access.tenants to name each tenant (not "*")')
     if spec.isolation == "shared" and not spec.tenants:

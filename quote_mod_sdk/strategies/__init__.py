@@ -7,19 +7,39 @@ per tokenizer, via `token_index.TokenIndex`) -> `CompiledStrategy.start()` -> `S
 
 from .base import CompiledStrategy, Strategy, StrategyError, StrategyRun
 from .primitives import CharsMode, UntilEndType
+from .runtime import (
+    CharsStrategy,
+    ChoicesStrategy,
+    ListStrategy,
+    RuntimeState,
+    RuntimeStrategy,
+    TokensStrategy,
+    TrieNode,
+    UntilStrategy,
+)
+from .sequence import SeqStrat
 from .strategy_constructor import CharsStrat, ChoicesStrat, ListStrat, UntilStrat
 from .token_index import TokenIndex
 
 __all__ = [
     "CharsMode",
     "CharsStrat",
+    "CharsStrategy",
     "ChoicesStrat",
+    "ChoicesStrategy",
     "CompiledStrategy",
     "ListStrat",
+    "ListStrategy",
+    "RuntimeState",
+    "RuntimeStrategy",
+    "SeqStrat",
     "Strategy",
     "StrategyError",
     "StrategyRun",
     "TokenIndex",
+    "TokensStrategy",
+    "TrieNode",
     "UntilEndType",
     "UntilStrat",
+    "UntilStrategy",
 ]

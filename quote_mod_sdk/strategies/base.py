@@ -16,13 +16,16 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from quote_mod_sdk.errors import StrategyError as StrategyError  # re-exported: one exception tree
 
 from .token_index import BoolArray, TokenIndex, split_utf8_tail
+
+if TYPE_CHECKING:
+    from .runtime import RuntimeStrategy
 
 State = Any
 
@@ -38,6 +41,12 @@ class Strategy(ABC):
     @abstractmethod
     def _build(self, index: TokenIndex) -> CompiledStrategy:
         """Do the per-vocabulary precomputation (called once per tokenizer)."""
+
+    def into_strategy(self, tokenizer: Any) -> RuntimeStrategy:
+        """The original SDK's runtime protocol (`start`/`allowed_tokens`/`step`/`is_complete`)."""
+        from .runtime import into_strategy
+
+        return into_strategy(self, tokenizer)
 
 
 class CompiledStrategy(ABC):

@@ -14,6 +14,7 @@ with one item thread it is the item's own cached mask. Tokens never straddle an 
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +38,8 @@ class CompiledList(CompiledStrategy):
 
     def __init__(self, strategy: ListStrat, index: TokenIndex):
         super().__init__(strategy, index)
-        self.item: CompiledStrategy = strategy.item.compile(index)
+        self.elements: list[CompiledStrategy] = [e.compile(index) for e in strategy.element_strategies()]
+        self.item: CompiledStrategy = self.elements[0]
         self.sep = strategy.separator.encode("utf-8")
         self.open = strategy.open.encode("utf-8")
         self.close = strategy.close.encode("utf-8")
@@ -60,8 +62,12 @@ class CompiledList(CompiledStrategy):
         self._count_cap = max(self.min_items, self.max_items or 0) + 1
 
     # --- threads --------------------------------------------------------------------------------
+    def _item_at(self, count: int) -> CompiledStrategy:
+        """The element strategy for the `count`-th element (fixed lists differ per position)."""
+        return self.elements[builtins.min(count, len(self.elements) - 1)]
+
     def _new_item(self, count: int, items: tuple[Any, ...]) -> Thread:
-        return (ITEM, self.item.initial_state(), count, b"", items)
+        return (ITEM, self._item_at(count).initial_state(), count, b"", items)
 
     def _between(self, count: int, items: tuple[Any, ...], first: bool) -> list[Thread]:
         """Threads right after the open literal (`first`) or after the `count`-th item."""
@@ -90,9 +96,10 @@ class CompiledList(CompiledStrategy):
                 return False, self._between(0, items, first=True)
             return True, []
         if phase == ITEM:
-            stays = not self.item.is_complete(sub)
-            if buf and self.item.is_accepting(sub):
-                done = (*items, self.item.answer_of(sub, buf))
+            item = self._item_at(count)
+            stays = not item.is_complete(sub)
+            if buf and item.is_accepting(sub):
+                done = (*items, item.answer_of(sub, buf))
                 return stays, self._between(count + 1, done, first=False)
             return stays, []
         if phase == JOIN:
@@ -114,7 +121,7 @@ class CompiledList(CompiledStrategy):
             node = self.open_trie.step(sub, data)
             return None if node is None else (OPEN, node, count, buf, items)
         if phase == ITEM:
-            st = self.item.step(sub, data)
+            st = self._item_at(count).step(sub, data)
             return None if st is None else (ITEM, st, count, buf + data, items)
         if phase == JOIN:
             variant, node = sub
@@ -126,7 +133,7 @@ class CompiledList(CompiledStrategy):
         phase, sub, count, _, _ = thread
         clamped = min(count, self._count_cap)
         if phase == ITEM:
-            return (ITEM, self.item.mask_key(sub), clamped)
+            return (ITEM, self._item_at(count).mask_key(sub), clamped)
         if phase == DONE:
             return (DONE,)
         return (phase, sub, clamped)
@@ -160,13 +167,13 @@ class CompiledList(CompiledStrategy):
 
     def mask(self, state: ListState) -> BoolArray:
         if len(state) == 1 and state[0][0] == ITEM:
-            return self.item.mask(state[0][1])  # the item's own cache: no copy, no second entry
+            return self._item_at(state[0][2]).mask(state[0][1])  # the item's own cache: no copy, no second entry
         return super().mask(state)
 
     def _thread_mask(self, thread: Thread) -> BoolArray | None:
-        phase, sub, _, _, _ = thread
+        phase, sub, count, _, _ = thread
         if phase == ITEM:
-            return self.item.mask(sub)
+            return self._item_at(count).mask(sub)
         if phase == OPEN:
             assert self.open_trie is not None
             return self.mask_from_ids(self.open_trie.token_ids(sub))
@@ -193,7 +200,7 @@ class CompiledList(CompiledStrategy):
     def forced_bytes(self, state: ListState) -> bytes | None:
         if len(state) != 1:
             return None
-        phase, sub, _, _, _ = state[0]
+        phase, sub, count, _, _ = state[0]
         if phase == OPEN:
             assert self.open_trie is not None
             return self.open_trie.forced(sub)
@@ -201,7 +208,7 @@ class CompiledList(CompiledStrategy):
             variant, node = sub
             return self.join_tries[variant].forced(node)
         if phase == ITEM:
-            return self.item.forced_bytes(sub)
+            return self._item_at(count).forced_bytes(sub)
         return None
 
     def answer_of(self, state: ListState, data: bytes) -> list[Any]:

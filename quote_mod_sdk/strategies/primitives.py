@@ -244,3 +244,15 @@ class EndMatcher:
             bad = [t for t in ordered if self.run(k, index.token_bytes[t]) == (self.MATCH, 0)]
             out.append(np.asarray(bad, dtype=np.int64))
         return out
+
+
+_RUNTIME_NAMES = ("ChoicesStrategy", "UntilStrategy", "CharsStrategy", "TokensStrategy", "TrieNode")
+
+
+def __getattr__(name: str) -> object:
+    """The original SDK's runtime classes under their original module (`runtime.py` holds them)."""
+    if name in _RUNTIME_NAMES:
+        from . import runtime
+
+        return getattr(runtime, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,7 +13,8 @@ once per tokenizer and caches it, and `compiled.start()` gives the per-request `
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable
+import dataclasses
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from .base import CompiledStrategy, Strategy
@@ -131,32 +132,48 @@ class ListStrat(Strategy):
     close: str
     min_items: int
     max_items: int | None
+    items: tuple[Strategy, ...]
+    wrap: str
+    end_with: str
 
     def __init__(
         self,
-        item: Strategy | None = None,
+        item: Strategy | Sequence[Strategy] | None = None,
         separator: str = ", ",
-        open: str = "",
-        close: str = "",
-        min_items: int = 1,
+        open: str | None = "",
+        close: str | None = "",
+        min_items: int | None = None,
         max_items: int | None = None,
         *,
-        elements: Strategy | None = None,
+        elements: Strategy | Sequence[Strategy] | None = None,
         sep: str | None = None,
         min: int | None = None,
         max: int | None = None,
+        wrap: str | None = "",
+        end_with: str | None = "",
     ) -> None:
-        # The original SDK's spellings: elements=, sep=, min=, max= (one element strategy).
+        # The original SDK's spellings: elements=, sep=, min=, max= (min defaults to 0 there).
         if elements is not None:
             if item is not None:
                 raise ValueError("give the element strategy once: item or elements")
             item = elements
+            if min_items is None and min is None:
+                min_items = 0
         if sep is not None:
             separator = sep
         if min is not None:
             min_items = min
         if max is not None:
             max_items = max
+        if min_items is None:
+            min_items = 1
+        fixed: tuple[Strategy, ...] = ()
+        if isinstance(item, (list, tuple)):
+            # A fixed list: exactly these elements, in order (min and max are its length).
+            fixed = tuple(item)
+            if not fixed or not all(isinstance(e, Strategy) for e in fixed):
+                raise ValueError(f"elements must be strategies, got {item!r}")
+            item, min_items, max_items = fixed[0], len(fixed), len(fixed)
         if not isinstance(item, Strategy):
             raise ValueError(f"item must be a Strategy, got {item!r}")
         if min_items < 0 or (max_items is not None and max_items < builtins.max(min_items, 1)):
@@ -165,12 +182,32 @@ class ListStrat(Strategy):
             raise ValueError("separator and close must differ (the list could never end)")
         object.__setattr__(self, "item", item)
         object.__setattr__(self, "separator", separator)
-        object.__setattr__(self, "open", open)
-        object.__setattr__(self, "close", close)
+        object.__setattr__(self, "open", open or "")
+        object.__setattr__(self, "close", close or "")
         object.__setattr__(self, "min_items", min_items)
         object.__setattr__(self, "max_items", max_items)
+        object.__setattr__(self, "items", fixed)
+        object.__setattr__(self, "wrap", wrap or "")
+        object.__setattr__(self, "end_with", end_with or "")
 
     def _build(self, index: TokenIndex) -> CompiledStrategy:
         from .lists import CompiledList
+        from .sequence import SeqStrat
 
+        if self.end_with:
+            # The list, then the literal `end_with`; the answer stays the list's.
+            inner = object.__new__(ListStrat)
+            for f in dataclasses.fields(self):
+                object.__setattr__(inner, f.name, getattr(self, f.name))
+            object.__setattr__(inner, "end_with", "")
+            return SeqStrat((inner, self.end_with)).compile(index)
         return CompiledList(self, index)
+
+    def element_strategies(self) -> tuple[Strategy, ...]:
+        """What each element is (wrapped in `wrap` when set): one entry, or the fixed list."""
+        from .sequence import SeqStrat
+
+        elems = self.items or (self.item,)
+        if self.wrap:
+            return tuple(SeqStrat((self.wrap, e, self.wrap)) for e in elems)
+        return elems

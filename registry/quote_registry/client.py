@@ -41,7 +41,14 @@ class RegistryClient:
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
-            response = self._http.request(method, path, **kwargs)
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+                # A pooled keep-alive connection the server closed as we reused it: a read is safe to send
+                # again once, on a fresh connection; a write may have landed, so it is never resent.
+                if method != "GET":
+                    raise
+                response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise RegistryClientError(0, f"cannot reach the registry at {self._http.base_url}: {exc}") from exc
         if response.status_code >= 400:

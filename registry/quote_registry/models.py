@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -162,4 +163,23 @@ class UsageRecord(Base):
     prompt_tokens: Mapped[int] = mapped_column(Integer)
     completion_tokens: Mapped[int] = mapped_column(Integer)
     streamed: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class TraceRecord(Base):
+    """One finished request's trace, shipped by a replica; the body is the trace JSON the timeline reads."""
+
+    __tablename__ = "trace_records"
+    __table_args__ = (Index("ix_trace_records_tenant_id_id", "tenant_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(128), unique=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    model: Mapped[str] = mapped_column(String(256))
+    mod: Mapped[str] = mapped_column(String(160), default="")
+    finish_reason: Mapped[str] = mapped_column(String(32), default="")
+    error: Mapped[bool] = mapped_column(Boolean, default=False)
+    erasures: Mapped[int] = mapped_column(Integer, default=0)
+    replica: Mapped[str] = mapped_column(String(128), default="")
+    body: Mapped[dict] = mapped_column(JSON, deferred=True)  # type: ignore[type-arg]
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)

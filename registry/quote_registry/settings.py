@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -22,6 +22,15 @@ class RegistrySettings(BaseSettings):
     dev_mode: bool = Field(False, description="Accept unsigned bundles (never in production)")
     max_bundle_bytes: int = Field(512 * 1024, ge=1024, description="Largest canonical bundle accepted")
     resolve_cache_size: int = Field(4096, ge=0, description="Resolved bundles kept in memory, keyed by digest")
+    share_secret: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("QUOTE_REGISTRY_SHARE_SECRET", "QUOTE_SHARE_SECRET", "share_secret"),
+        description="The replicas' QUOTE_SHARE_SECRET: their trace share links then open from the trace store",
+    )
+    share_ttl_s: int = Field(7 * 86400, ge=60, description="How long a share link issued by the registry lasts")
+    trace_max_age_days: float = Field(14, gt=0, description="Traces older than this are deleted")
+    trace_max_per_tenant: int = Field(100_000, ge=1, description="Each tenant keeps at most this many traces")
+    trace_prune_interval_s: float = Field(300, gt=0, description="How often the retention job runs")
     bootstrap_admin_key: str | None = Field(
         None, description="If set and no admin key exists, create the admin tenant with this key at start-up"
     )

@@ -70,6 +70,8 @@ def test_the_gateway_never_answers_5xx(
 ) -> None:
     schema = _schema_file(server, tmp_path)
     key = platform.tenants["acme"].key
+    seen = httpx.get(gateway.v1 + "/models", headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    assert seen.status_code == 200, "the key must pass auth, or the fuzz would only meet 401s"
     paths = r"^/v1/(chat/completions|completions|models)"
     _fuzz(str(schema), gateway.base_url, tmp_path / "gateway.txt", f"Authorization: Bearer {key}", include=paths)
 

@@ -170,6 +170,30 @@ def test_impossible_spec_is_degraded_until_fixed(cluster: Cluster, namespace: st
     assert cluster.rayservice(namespace, "m") is not None
 
 
+def test_sglang_model_gets_one_gpu_per_replica_on_the_cuda_image(cluster: Cluster, namespace: str) -> None:
+    from quote_serving.ray_serve.args import QuoteAppArgs
+
+    resources = {"cpu": "1", "memory": "2Gi", "gpus": 2}
+    cluster.create_model(namespace, "m", small(namespace, engine="sglang", resources=resources))
+
+    degraded = cluster.wait_condition(namespace, "m", "Degraded", "True")
+    assert degraded["reason"] == "InvalidSpec" and "set resources.gpus to 1" in degraded["message"]
+    assert cluster.rayservice(namespace, "m") is None
+
+    cluster.patch_model(namespace, "m", {"resources": {"gpus": 1}})
+
+    rayservice = eventually(lambda: cluster.rayservice(namespace, "m"), what="RayService created")
+    args = QuoteAppArgs.model_validate(serve_args(rayservice))  # what the operator writes, the app accepts
+    assert (args.engine, args.num_gpus) == ("sglang", 1)
+    assert args.engine_options()["ray_actor_options"] == {"num_cpus": 1.0, "num_gpus": 1}
+    [workers] = rayservice["spec"]["rayClusterConfig"]["workerGroupSpecs"]
+    worker = workers["template"]["spec"]["containers"][0]
+    assert worker["image"].endswith("-cuda") and worker["resources"]["limits"]["nvidia.com/gpu"] == 1
+    env = {e["name"]: e.get("value") for e in worker["env"]}
+    assert env["QUOTE_ENGINE"] == "sglang"
+    cluster.wait_condition(namespace, "m", "Degraded", "False")
+
+
 def test_delete_removes_children_and_route(cluster: Cluster, namespace: str) -> None:
     cluster.create_model(namespace, "m", small(namespace))
     eventually(lambda: cluster.route(namespace, "m"), what="route entry written")

@@ -36,6 +36,7 @@ def test_parse_applies_schema_defaults() -> None:
     [
         ({"autoscaling": {"minReplicas": 3, "maxReplicas": 2}}, "above maxReplicas"),
         ({"engine": "sglang"}, "needs resources.gpus >= 1"),
+        ({"engine": "sglang", "resources": {"gpus": 2}}, "set resources.gpus to 1"),
         ({"access": {"isolation": "dedicated"}}, "name each tenant"),
         ({"access": {"tenants": []}}, "nobody could call"),
     ],
@@ -65,13 +66,15 @@ def test_dedicated_isolation_renders_one_runtime_and_service_per_tenant() -> Non
     assert env["QUOTE_DEDICATED_TENANT"] == "a"
 
 
-def test_ray_serve_config_carries_the_app_builder_args() -> None:
-    parsed = parse("m", "ns", spec(resources={"cpu": "1500m", "gpus": 2}, engine="sglang"))
+@pytest.mark.parametrize(("engine", "gpus"), [("sglang", 1), ("embedded", 2)])
+def test_ray_serve_config_carries_the_app_builder_args(engine: str, gpus: int) -> None:
+    parsed = parse("m", "ns", spec(resources={"cpu": "1500m", "gpus": gpus}, engine=engine))
     [rayservice, _] = children(parsed, OWNER, OperatorSettings())
     config = yaml.safe_load(rayservice.manifest["spec"]["serveConfigV2"])
-    assert config["applications"][0]["args"]["num_cpus"] == 1.5
-    assert config["applications"][0]["args"]["num_gpus"] == 2
-    assert _worker(rayservice.manifest)["image"].endswith("-cuda")
+    args = config["applications"][0]["args"]
+    assert (args["engine"], args["num_cpus"], args["num_gpus"]) == (engine, 1.5, gpus)
+    worker = _worker(rayservice.manifest)
+    assert worker["image"].endswith("-cuda") and worker["resources"]["limits"]["nvidia.com/gpu"] == gpus
     assert rayservice.manifest["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
 
 

@@ -92,7 +92,9 @@ def ray_cluster() -> Iterator[ServeCluster]:
     port = free_port()
     started = time.monotonic()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # One declared GPU (none need be present): a GPU replica (engine: sglang) is placed, so what it
+    # reports is its own check, not Ray waiting forever for a resource.
+    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         assert time.monotonic() - started < RAY_STARTUP_BUDGET_S, "Ray and Serve took too long to start"

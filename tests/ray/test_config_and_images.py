@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 import pytest
@@ -28,16 +29,58 @@ def test_serve_config_is_a_valid_serve_deploy_config_whose_app_builds() -> None:
         assert type(built).__name__ == "Application"
 
 
-def test_operator_generated_serve_config_builds() -> None:
+@pytest.mark.parametrize(
+    ("engine", "gpus", "actor"),
+    [
+        ("embedded", 0, {"num_cpus": 2.0}),
+        ("sglang", 1, {"num_cpus": 2.0, "num_gpus": 1}),  # one GPU per replica, from the QuoteModel
+    ],
+)
+def test_operator_generated_serve_config_builds(engine: str, gpus: int, actor: dict[str, float]) -> None:
     from quote_operator.render.ray import serve_config
     from quote_operator.settings import OperatorSettings
     from quote_operator.spec import parse
 
-    spec = parse("qwen", "models", {"model": "Qwen/Qwen2.5-0.5B-Instruct", "autoscaling": {"maxReplicas": 3}})
+    spec = parse(
+        "qwen",
+        "models",
+        {
+            "model": "Qwen/Qwen2.5-0.5B-Instruct",
+            "engine": engine,
+            "resources": {"gpus": gpus},
+            "autoscaling": {"maxReplicas": 3},
+        },
+    )
     (application,) = serve_config(spec, OperatorSettings())["applications"]
     args = QuoteAppArgs.model_validate(application["args"])
-    assert (args.min_replicas, args.max_replicas, args.num_cpus) == (1, 3, 2.0)
+    assert (args.engine, args.min_replicas, args.max_replicas, args.num_cpus) == (engine, 1, 3, 2.0)
+    assert args.engine_options()["ray_actor_options"] == actor
+    loaded = set(sys.modules)
     app_builder(application["args"])
+    imported = {name for name in set(sys.modules) - loaded if name.split(".")[0] == "sglang"}
+    assert not imported  # building (on Serve's controller, no GPU) never imports sglang
+
+
+def test_sglang_engine_args_default_to_one_gpu_and_become_sglang_settings() -> None:
+    args = QuoteAppArgs(engine="sglang", dtype="bfloat16", max_batch=64, sglang={"attention_backend": "triton"})
+    assert args.num_gpus == 1 and args.engine_options()["ray_actor_options"]["num_gpus"] == 1
+    settings = args.sglang_settings()
+    assert (settings.dtype, settings.attention_backend, settings.max_running_requests) == ("bfloat16", "triton", 64)
+    assert settings.server_args()["disable_overlap_schedule"] is True  # what Quote's plugin depends on
+
+
+def test_sglang_keeps_quotes_plugin_in_sglangs_allow_list() -> None:
+    from quote_serving.ray_serve.engine import keep_quote_plugin
+
+    unset: dict[str, str] = {}
+    keep_quote_plugin(unset)
+    assert unset == {}  # unset: SGLang loads every installed plugin, Quote's included
+    others = {"SGLANG_PLUGINS": "other, quote"}
+    keep_quote_plugin(others)
+    assert others == {"SGLANG_PLUGINS": "other, quote"}
+    without = {"SGLANG_PLUGINS": "__none__"}
+    keep_quote_plugin(without)
+    assert without == {"SGLANG_PLUGINS": "__none__,quote"}
 
 
 @pytest.mark.parametrize(
@@ -45,7 +88,14 @@ def test_operator_generated_serve_config_builds() -> None:
     [
         ({"min_replicas": 3, "max_replicas": 2}, "max_replicas"),
         ({"max_replica": 2}, "max_replica"),  # a typo is refused, not ignored
-        ({"engine": "sglang"}, "engine"),
+        ({"engine": "vllm"}, "engine"),
+        ({"engine": "sglang", "num_gpus": 0}, "num_gpus must be 1"),
+        ({"engine": "sglang", "num_gpus": 2}, "num_gpus must be 1"),
+        ({"engine": "sglang", "device": "cpu"}, "leave device unset"),
+        ({"engine": "sglang", "sglang": {"attention_backnd": "triton"}}, "attention_backnd"),
+        ({"engine": "sglang", "sglang": {"gpu_id": 1}}, "set by the application"),
+        ({"engine": "sglang", "sglang": {"mem_fraction_static": "most"}}, "mem_fraction_static"),
+        ({"sglang": {"attention_backend": "triton"}}, "for engine: sglang"),
     ],
 )
 def test_bad_builder_args_are_refused_by_name(args: dict[str, Any], complaint: str) -> None:

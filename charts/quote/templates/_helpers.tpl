@@ -129,3 +129,12 @@ affinity:
   value: {{ printf "postgresql+psycopg://%s:$(POSTGRES_PASSWORD)@%s.%s.svc:5432/%s" $v.postgresql.username .pg .root.Release.Namespace $v.postgresql.database | quote }}
 {{- end }}
 {{- end -}}
+
+{{/* A monitor endpoint's bearer token for /metrics (metrics.tokenSecret, key "token"), if set. */}}
+{{- define "quote.metricsAuthorization" -}}
+{{- with .Values.metrics.tokenSecret }}
+authorization:
+  type: Bearer
+  credentials: {name: {{ . }}, key: token}
+{{- end }}
+{{- end }}

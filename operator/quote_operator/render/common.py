@@ -80,7 +80,7 @@ def metadata(spec: QuoteModelSpec, deployment: Deployment, owner: Owner, **extra
 
 def image(spec: QuoteModelSpec, settings: OperatorSettings) -> str:
     """The CUDA build for GPU replicas (torch and SGLang need it), the smaller CPU build otherwise."""
-    return settings.images.cuda if spec.gpus else settings.images.serving
+    return settings.images.cuda if spec.gpus or spec.engine == "sglang" else settings.images.serving
 
 
 def resources(spec: QuoteModelSpec) -> dict[str, Any]:

@@ -8,9 +8,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from quote_registry.api.deps import RegistryState
-from quote_registry.api.routes import gateway, keys, mods, tenants
+from quote_registry.api.routes import gateway, keys, mods, tenants, traces
 from quote_registry.db import make_engine, make_sessionmaker, transaction
 from quote_registry.errors import RegistryError
+from quote_registry.retention import install_retention
 from quote_registry.services.tenants import bootstrap_admin
 from quote_registry.settings import RegistrySettings
 from quote_serving.api.app import BodyLimit
@@ -40,8 +41,9 @@ def create_registry_app(settings: RegistrySettings) -> FastAPI:
     app.state.registry = RegistryState(sessions, settings)
     install_error_handlers(app)
     app.add_exception_handler(RegistryError, _registry_error)
-    for module in (tenants, keys, mods, gateway):
+    for module in (tenants, keys, mods, gateway, traces):
         app.include_router(module.router)
+    install_retention(app, sessions, settings)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

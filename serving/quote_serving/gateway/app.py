@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Header, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.routing import Route as AsgiRoute
@@ -22,7 +22,9 @@ from quote_serving.gateway.edge import INFERENCE_PATHS, GatewayEdge
 from quote_serving.gateway.route_sources import RouteSource
 from quote_serving.gateway.routes import Route
 from quote_serving.gateway.settings import GatewaySettings
+from quote_serving.gateway.trace_routes import install_trace_routes
 from quote_serving.observability import QuoteMetrics
+from quote_serving.observability.metrics_auth import check_metrics_access
 
 __all__ = ["create_gateway_app"]
 
@@ -41,6 +43,9 @@ def create_gateway_app(settings: GatewaySettings, *, source: RouteSource | None 
     install_error_handlers(app)
     for path in sorted(INFERENCE_PATHS):
         app.router.routes.append(AsgiRoute(path, gateway.proxy, methods=["POST"]))
+
+    if settings.registry_url:  # traces, share links, usage and the timeline page, from the trace store
+        install_trace_routes(app, settings.registry_url)
 
     @app.get("/v1/models")
     async def list_models(request: Request) -> dict[str, Any]:
@@ -62,7 +67,9 @@ def create_gateway_app(settings: GatewaySettings, *, source: RouteSource | None 
         return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics", include_in_schema=False)
-    async def prometheus() -> Response:
+    async def prometheus(authorization: str | None = Header(None)) -> Response:
+        token = settings.metrics_token
+        check_metrics_access(authorization, token.get_secret_value() if token is not None else None)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return GatewayEdge(app, gateway, inference=gateway.proxy)

@@ -43,6 +43,9 @@ class GatewaySettings(BaseSettings):
     secret: SecretStr | None = Field(
         None, min_length=32, description="HMAC key shared with replicas: signs the tenant header sent upstream"
     )
+    metrics_token: SecretStr | None = Field(
+        None, min_length=16, description="GET /metrics needs 'Authorization: Bearer <this>'; unset: open"
+    )
     redis_url: str | None = Field(None, description="redis://host:port/db: limits shared by every gateway replica")
     default_requests_per_minute: int | None = Field(None, ge=1, description="For keys without their own limit")
     default_tokens_per_minute: int | None = Field(None, ge=1, description="For keys without their own limit")

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -33,9 +34,16 @@ class ModRejectedError(PermissionError):
 
 class RegistryModSource:
     def __init__(
-        self, client: RegistryClient, *, dev_mode: bool = False, ttl_s: float = 2.0, max_loaded: int = 512
+        self,
+        client: RegistryClient,
+        *,
+        dev_mode: bool = False,
+        ttl_s: float = 2.0,
+        max_loaded: int = 512,
+        loader: Callable[[dict[str, Any]], Mod] = load_mod,
     ) -> None:
         self.client = client
+        self._load_bundle = loader  # `ModWorkerPool.load` with isolated mods: no mod code runs here
         self.dev_mode = dev_mode
         self.ttl_s = ttl_s
         self.max_loaded = max_loaded
@@ -96,7 +104,7 @@ class RegistryModSource:
             if mod is not None:
                 self._loaded.move_to_end(digest)
                 return mod
-        mod = load_mod(answer["bundle"])
+        mod = self._load_bundle(answer["bundle"])
         with self._lock:
             self._loaded[digest] = mod
             while len(self._loaded) > self.max_loaded:

@@ -8,6 +8,7 @@ replaces this store in production, behind the same `resolve` call.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +36,8 @@ class LocalModStore:
 
     dev_mode = True  # bundles POSTed here are unsigned by design
 
-    def __init__(self) -> None:
+    def __init__(self, loader: Callable[[dict[str, Any]], Mod] = load_mod) -> None:
+        self._load = loader  # `ModWorkerPool.load` with isolated mods: no mod code runs here
         self._bundles = BundleStore()
         self._loaded: dict[str, Mod] = {}
         self._lock = threading.Lock()
@@ -47,7 +49,7 @@ class LocalModStore:
         with self._lock:
             mod = self._loaded.get(digest)
         if mod is None:
-            mod = load_mod(spec)  # runs the mod's module code (outside the lock); a failure stores nothing
+            mod = self._load(spec)  # runs the mod's module code (outside the lock); a failure stores nothing
         entry, created = self._bundles.publish(spec, version)
         with self._lock:
             self._loaded.setdefault(digest, mod)

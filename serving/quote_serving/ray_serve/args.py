@@ -6,11 +6,18 @@ typo in a Kubernetes operator's generated config fails the deploy instead of bei
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["QuoteAppArgs"]
+if TYPE_CHECKING:
+    from quote_serving.engine.sglang.settings import SGLangEngineSettings
+
+__all__ = ["SGLANG_FIXED_OPTIONS", "QuoteAppArgs"]
+
+# SGLangEngineSettings fields the application sets itself: the model comes from `model`, and Ray
+# places each replica on its GPU (CUDA_VISIBLE_DEVICES), so SGLang always uses the first visible one.
+SGLANG_FIXED_OPTIONS = frozenset({"model_path", "gpu_id"})
 
 
 class QuoteAppArgs(BaseModel):
@@ -25,7 +32,14 @@ class QuoteAppArgs(BaseModel):
     )
     device: str | None = Field(default=None, description="torch device of engine replicas; default: CUDA when present")
     dtype: str | None = Field(default=None, description="auto, float32, float16 or bfloat16; default as `load_model`")
-    engine: str = Field(default="embedded", description="engine backend of the replicas; only `embedded` ships today")
+    engine: Literal["embedded", "sglang"] = Field(
+        default="embedded",
+        description="embedded (torch, CPU or GPU) or sglang (SGLang's scheduler + Quote's plugin, one GPU per replica)",
+    )
+    sglang: dict[str, Any] = Field(
+        default_factory=dict,
+        description="engine: sglang only; SGLangEngineSettings fields (attention_backend, mem_fraction_static, ...)",
+    )
 
     # -- engine autoscaling (Serve's autoscaling_config of the engine deployment) ---------------
     min_replicas: int = Field(
@@ -52,7 +66,9 @@ class QuoteAppArgs(BaseModel):
 
     # -- engine replicas ------------------------------------------------------------------------
     num_cpus: float = Field(default=1.0, ge=0, description="Ray CPUs reserved by one engine replica")
-    num_gpus: float = Field(default=0.0, ge=0, description="Ray GPUs reserved by one engine replica")
+    num_gpus: float = Field(
+        default=0.0, ge=0, description="Ray GPUs reserved by one engine replica; engine sglang: 1 (its default)"
+    )
     torch_threads: int | None = Field(
         default=None,
         ge=1,
@@ -68,6 +84,11 @@ class QuoteAppArgs(BaseModel):
     )
     graceful_shutdown_timeout_s: float = Field(
         default=60.0, ge=0, description="a draining replica waits this long for its running requests before it stops"
+    )
+    max_constructor_retry_count: int | None = Field(
+        default=None,
+        ge=1,
+        description="failed replica starts before Serve marks the engine deployment failed; default Serve's (3/replica)",
     )
     health_check_period_s: float = Field(default=10.0, gt=0)
     health_check_timeout_s: float = Field(default=30.0, gt=0)
@@ -92,12 +113,34 @@ class QuoteAppArgs(BaseModel):
         description="how stale `<mod>` (latest) may be on an ingress that did not publish it, seconds",
     )
 
-    @field_validator("engine")
+    @model_validator(mode="before")
     @classmethod
-    def _known_engine(cls, engine: str) -> str:
-        if engine != "embedded":
-            raise ValueError(f"engine {engine!r} is not available in this build; use engine: embedded")
-        return engine
+    def _sglang_takes_a_gpu(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("engine") == "sglang" and data.get("num_gpus") is None:
+            return {**data, "num_gpus": 1}
+        return data
+
+    @field_validator("sglang")
+    @classmethod
+    def _known_sglang_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        if options:
+            _sglang_settings(options)  # names and types checked now, not when a replica starts
+        return options
+
+    @model_validator(mode="after")
+    def _sglang_fits(self) -> QuoteAppArgs:
+        if self.engine != "sglang":
+            if self.sglang:
+                raise ValueError("sglang options are for engine: sglang; remove them or set engine: sglang")
+            return self
+        if self.num_gpus != 1:
+            raise ValueError(
+                f"engine sglang runs one SGLang rank on one GPU per replica: num_gpus must be 1, not {self.num_gpus:g}"
+                " (add replicas to scale out)"
+            )
+        if self.device is not None:
+            raise ValueError("engine sglang runs on the GPU Ray gives the replica: leave device unset")
+        return self
 
     @model_validator(mode="after")
     def _replicas_in_order(self) -> QuoteAppArgs:
@@ -106,6 +149,11 @@ class QuoteAppArgs(BaseModel):
         if self.initial_replicas is not None and not self.min_replicas <= self.initial_replicas <= self.max_replicas:
             raise ValueError("initial_replicas must lie between min_replicas and max_replicas")
         return self
+
+    def sglang_settings(self) -> SGLangEngineSettings:
+        """The engine replica's SGLang settings (engine: sglang); `model_path` is filled in from `model`."""
+        options: dict[str, Any] = {"dtype": self.dtype or "auto", "max_running_requests": self.max_batch}
+        return _sglang_settings({**options, **self.sglang})
 
     @property
     def engine_threads(self) -> int:
@@ -135,8 +183,14 @@ class QuoteAppArgs(BaseModel):
         # A fixed size needs no autoscaler (its metrics cost the controller CPU on every push).
         fixed = self.min_replicas == self.max_replicas and self.initial_replicas is None
         scaling = {"num_replicas": self.min_replicas} if fixed else {"autoscaling_config": self.autoscaling_config()}
+        retries = (
+            {}
+            if self.max_constructor_retry_count is None
+            else {"max_constructor_retry_count": self.max_constructor_retry_count}
+        )
         return {
             **scaling,
+            **retries,
             "ray_actor_options": actor,
             "max_ongoing_requests": self.max_ongoing_requests or self.max_batch,
             "graceful_shutdown_timeout_s": self.graceful_shutdown_timeout_s,
@@ -151,3 +205,26 @@ class QuoteAppArgs(BaseModel):
             "max_ongoing_requests": self.ingress_max_ongoing_requests,
             "graceful_shutdown_timeout_s": self.graceful_shutdown_timeout_s,
         }
+
+
+def _sglang_settings(options: dict[str, Any]) -> SGLangEngineSettings:
+    """`SGLangEngineSettings` from app args, checked by pydantic (importing it does not import sglang)."""
+    import dataclasses
+
+    from pydantic import TypeAdapter
+
+    from quote_serving.engine.sglang.settings import SGLangEngineSettings
+
+    fixed = sorted(SGLANG_FIXED_OPTIONS & options.keys())
+    if fixed:
+        raise ValueError(f"sglang options {fixed} are set by the application (model: the model; Ray: the GPU)")
+    known = {f.name for f in dataclasses.fields(SGLangEngineSettings)} - SGLANG_FIXED_OPTIONS
+    unknown = sorted(options.keys() - known)
+    if unknown:
+        raise ValueError(
+            f"unknown sglang options {unknown}; known: {sorted(known)} (other ServerArgs fields go under `extra`)"
+        )
+    settings: SGLangEngineSettings = TypeAdapter(SGLangEngineSettings).validate_python(
+        {**options, "model_path": ""}, strict=False
+    )
+    return settings

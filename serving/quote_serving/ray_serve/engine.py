@@ -7,6 +7,11 @@
       ─► snapshots, coalesced to at most one per `stream_interval_s` ─► EngineUpdate stream
     the stream is cancelled (client gone, ingress cut off) ─► the request leaves the batch
 
+`args.engine` picks the runtime: `embedded` (torch, this process) or `sglang` (SGLang's scheduler in
+the engine thread, one GPU per replica, Quote's hooks from the `sglang.srt.plugins` entry point).
+sglang is imported only by an sglang replica when it starts, so every machine imports this module; a
+replica that cannot run SGLang fails with `SGLangUnavailableError` saying what is missing.
+
 Serve scales replicas with `autoscaling_config`, calls `check_health` (a dead engine thread marks
 the replica unhealthy and Serve replaces it) and drains a stopping replica: no new requests, the
 running ones finish (up to `graceful_shutdown_timeout_s`), then `__del__` stops the engine thread.
@@ -17,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 
 import torch
@@ -34,7 +40,9 @@ from quote_serving.ray_serve.wire import EngineRequest, EngineUpdate, ModRef, to
 from quote_serving.runtime.mod_runtime import ModRuntime, RuntimeSettings
 from quote_serving.runtime.requests import RequestHandle, Snapshot
 
-__all__ = ["EngineUnhealthyError", "QuoteEngine", "coalesced"]
+__all__ = ["EngineUnhealthyError", "QuoteEngine", "coalesced", "engine_runtime", "keep_quote_plugin"]
+
+QUOTE_PLUGIN = "quote"  # the name of Quote's `sglang.srt.plugins` entry point (pyproject.toml)
 
 logger = logging.getLogger(__name__)
 
@@ -48,17 +56,19 @@ class QuoteEngine:
 
     def __init__(self, args: QuoteAppArgs, mod_store: DeploymentHandle[Any]) -> None:
         torch.set_num_threads(args.engine_threads)  # replicas sharing a node must not share cores
-        loaded = load_model(args.model, device=args.device, dtype=args.dtype)
-        name = args.served_model_name or loaded.model_id
-        backend = EmbeddedBackend(loaded.model, max_sequences=args.max_batch)
-        settings = RuntimeSettings(max_batch=args.max_batch, mod_budget_ms=args.mod_budget_ms)
-        self._runtime = ModRuntime(backend, loaded.tokenizer, model_name=name, settings=settings)
-        self._runtime.start()
+        self._runtime = engine_runtime(args)
+        name = self._runtime.model_name
         self._mods = EngineMods(mod_source_for(args, mod_store))
         self._interval = args.stream_interval_s
         context = serve.get_replica_context()
         self.replica = f"{context.app_name}#{context.deployment}#{context.replica_tag}"
-        logger.info("engine replica %s serves %s with %d torch threads", self.replica, name, args.engine_threads)
+        logger.info(
+            "engine replica %s serves %s on the %s engine with %d torch threads",
+            self.replica,
+            name,
+            args.engine,
+            args.engine_threads,
+        )
 
     async def generate(self, request: EngineRequest) -> AsyncIterator[EngineUpdate]:
         """Run one request; streams its snapshots. Cancelling the stream drops the request."""
@@ -85,12 +95,55 @@ class QuoteEngine:
             raise EngineUnhealthyError(f"engine replica {self.replica}: the engine thread has stopped")
 
     def __del__(self) -> None:
-        self._runtime.stop()
+        runtime = getattr(self, "_runtime", None)  # absent when __init__ failed
+        if runtime is not None:
+            runtime.stop()
 
     async def _mod(self, ref: ModRef | None) -> Mod | None:
         if ref is None:
             return None
         return self._mods.cached(ref) or await asyncio.to_thread(self._mods.get, ref)
+
+
+def engine_runtime(args: QuoteAppArgs) -> ModRuntime:
+    """The replica's started runtime for `args.engine`; raises with the cause when it cannot start."""
+    settings = RuntimeSettings(max_batch=args.max_batch, mod_budget_ms=args.mod_budget_ms)
+    if args.engine == "sglang":
+        return _sglang_runtime(args, settings)
+    loaded = load_model(args.model, device=args.device, dtype=args.dtype)
+    backend = EmbeddedBackend(loaded.model, max_sequences=args.max_batch)
+    name = args.served_model_name or loaded.model_id
+    runtime = ModRuntime(backend, loaded.tokenizer, model_name=name, settings=settings)
+    runtime.start()
+    return runtime
+
+
+def _sglang_runtime(args: QuoteAppArgs, settings: RuntimeSettings) -> ModRuntime:
+    from quote_serving.engine.sglang import SGLangUnavailableError, build_runtime, unavailable_reason
+
+    keep_quote_plugin(os.environ)
+    reason = unavailable_reason()  # before anything imports sglang: no ImportError traceback on CPU nodes
+    if reason is not None:
+        raise SGLangUnavailableError(f"engine: sglang cannot start on this replica: {reason}")
+    runtime = build_runtime(
+        args.model, model_name=args.served_model_name, engine=args.sglang_settings(), runtime=settings
+    )
+    runtime.start()  # blocks until SGLang is ready; SGLangStartError carries the cause
+    return runtime
+
+
+def keep_quote_plugin(environ: MutableMapping[str, str]) -> None:
+    """Keep Quote's plugin in SGLang's allow-list, for this process and every process SGLang starts.
+
+    SGLang's `load_plugins` runs every `sglang.srt.plugins` entry point unless `SGLANG_PLUGINS` names
+    the ones to run; a node or runtime env that sets it without `quote` would leave the hooks out.
+    """
+    allowed = environ.get("SGLANG_PLUGINS")
+    if allowed is None:
+        return
+    names = [name.strip() for name in allowed.split(",") if name.strip()]
+    if QUOTE_PLUGIN not in names:
+        environ["SGLANG_PLUGINS"] = ",".join([*names, QUOTE_PLUGIN])
 
 
 async def coalesced(handle: RequestHandle, interval: float) -> AsyncIterator[Snapshot]:

@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from quote_mod_sdk.generation import Generation
+from quote_mod_sdk.generation import Generation, ModInvoker
 from quote_serving.engine.port import EngineBackend, EngineError
 from quote_serving.engine.sampling import SamplingParams, sample
 from quote_serving.runtime.budget import ModBudget
@@ -97,6 +97,10 @@ class ModRuntime:
         # Called once if the engine loop ever dies (the replica is then not ready); the server sets
         # it to exit the process so its supervisor restarts it.
         self.on_fatal: Callable[[], None] | None = None
+        # Out-of-process mods (`mod_isolation=process`): the invoker of one request's mod calls,
+        # e.g. `ModWorkerPool.invoker(tenant)`; None: inline on this thread under `budget`.
+        self.invoker_for: Callable[[RequestHandle], ModInvoker] | None = None
+        self.mod_pool: Any = None  # the `ModWorkerPool` behind invoker_for, if any (respawn metrics)
         self.steps = 0
 
     # ----- lifecycle ---------------------------------------------------------------------------
@@ -231,7 +235,7 @@ class ModRuntime:
             mod=req.mod,
             params=req.params,
             messages=req.messages,
-            invoke=self.budget,
+            invoke=self.budget if self.invoker_for is None else self.invoker_for(handle),
         )
         handle.timings.admitted_ns = time.time_ns()
         gen.prefill()

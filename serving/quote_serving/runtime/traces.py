@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,8 @@ class TraceStore:
         self.capacity = capacity
         self._items: OrderedDict[str, StoredTrace] = OrderedDict()
         self._lock = threading.Lock()
+        # Also hands each finished trace to a durable store (observability.trace_shipper); must not block.
+        self.sink: Callable[[StoredTrace], None] | None = None
 
     def put(self, stored: StoredTrace) -> None:
         with self._lock:
@@ -38,6 +41,8 @@ class TraceStore:
             self._items.move_to_end(stored.trace.request_id)
             while len(self._items) > self.capacity:
                 self._items.popitem(last=False)
+        if self.sink is not None:
+            self.sink(stored)
 
     def get(self, request_id: str) -> StoredTrace | None:
         with self._lock:
