@@ -126,7 +126,7 @@ def keys(registry: str) -> tuple[str, str]:
     """(the gateway's service key, a tenant key with generous limits, so the limiter runs)."""
     with RegistryClient(registry, ADMIN) as admin:
         admin.create_tenant("bench")
-        service = admin.create_key(scopes=["service", "infer"], name="gateway")["key"]
+        service = admin.create_key(scopes=["service", "infer"], name="gateway", acts_for=["bench"])["key"]
         limits = {"requests_per_minute": 1_000_000, "tokens_per_minute": 100_000_000, "max_concurrent": 64}
         tenant = admin.create_key(scopes=["infer"], tenant="bench", limits=limits)["key"]
     return service, tenant

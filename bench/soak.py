@@ -104,7 +104,9 @@ class Platform:
         with RegistryClient(self.registry_url, ADMIN_KEY) as admin:
             admin.create_tenant("platform")
             admin.create_tenant("soak")
-            self.service_key = str(admin.create_key(scopes=["service", "infer"], tenant="platform")["key"])
+            self.service_key = str(
+                admin.create_key(scopes=["service", "infer"], tenant="platform", acts_for=["soak"])["key"]
+            )
             self.key = str(admin.create_key(scopes=["infer", "publish"], tenant="soak", name="soak")["key"])
         signing = keygen()
         with RegistryClient(self.registry_url, self.key) as tenant:

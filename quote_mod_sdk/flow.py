@@ -153,8 +153,6 @@ class FlowQuestion:
             if completion is not None:
                 raise StrategyError(f"FlowQuestion {name!r}: give the suffix once, completion or completion_text")
             completion = completion_text
-        elif completion is None:
-            completion = "\n"  # the original SDK's default suffix; "" for none
         self.name = name
         self.strategy = strategy if strategy is not None else ChoicesStrat(list(responses or ()))
         self.erase_mode = EraseMode.coerce(erase_mode)

@@ -56,14 +56,19 @@ def tenants_list(url: str = REGISTRY_URL, api_key: str = API_KEY) -> None:
 
 @keys_app.command("create")
 def keys_create(
-    scope: list[str] = typer.Option(["infer"], "--scope", help="infer, publish or admin (repeatable)"),
+    scope: list[str] = typer.Option(["infer"], "--scope", help="infer, publish, admin or service (repeatable)"),
     name: str = typer.Option("", help="A label for the key"),
     tenant: str = typer.Option(None, help="Admin only: the tenant to create the key for"),
+    acts_for: list[str] = typer.Option(
+        [], "--acts-for", help="Service keys: a tenant the key may resolve mods for (repeatable; '*' = any)"
+    ),
     url: str = REGISTRY_URL,
     api_key: str = API_KEY,
 ) -> None:
     """Create an API key; it is printed once and never again."""
-    _show(_run(lambda: client(url, api_key).create_key(scopes=scope, name=name, tenant=tenant)))
+    _show(
+        _run(lambda: client(url, api_key).create_key(scopes=scope, name=name, tenant=tenant, acts_for=acts_for or None))
+    )
 
 
 @keys_app.command("list")

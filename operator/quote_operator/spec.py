@@ -111,6 +111,10 @@ def _check(spec: QuoteModelSpec) -> None:
             f"engine sglang runs one SGLang rank on one GPU per replica: set resources.gpus to 1 (not {spec.gpus})"
             " and raise autoscaling.maxReplicas to use more GPUs"
         )
+    if spec.engine == "sglang" and spec.runtime != "ray":
+        raise InvalidSpec(
+            "engine sglang is served by runtime ray (Ray Serve); the KServe runtime runs the embedded engine only"
+        )
     if spec.isolation == "dedicated" and (not spec.tenants or ALL in spec.tenants):
         raise InvalidSpec('isolation dedicated needs access.tenants to name each tenant (not "*")')
     if spec.isolation == "shared" and not spec.tenants:

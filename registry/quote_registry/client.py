@@ -117,11 +117,19 @@ class RegistryClient:
         return list(self._call("GET", "/v1/tenants")["data"])
 
     def create_key(
-        self, *, scopes: list[str], name: str = "", tenant: str | None = None, limits: dict[str, int] | None = None
+        self,
+        *,
+        scopes: list[str],
+        name: str = "",
+        tenant: str | None = None,
+        limits: dict[str, int] | None = None,
+        acts_for: list[str] | None = None,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {"scopes": scopes, "name": name, "tenant": tenant}
         if limits is not None:
             body["limits"] = limits
+        if acts_for is not None:
+            body["acts_for"] = acts_for
         return dict(self._call("POST", "/v1/keys", json=body))
 
     def list_keys(self) -> list[dict[str, Any]]:

@@ -65,6 +65,9 @@ class ApiKey(Base):
     requests_per_minute: Mapped[int | None] = mapped_column(Integer)
     tokens_per_minute: Mapped[int | None] = mapped_column(Integer)
     max_concurrent: Mapped[int | None] = mapped_column(Integer)
+    # Service keys only: the tenants this key may act for (space-separated names, "*" = any). A
+    # replica's key lists the tenants its routes serve, so a stolen replica key reads nobody else's mods.
+    acts_for: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     tenant: Mapped[Tenant] = relationship(lazy="joined")
 

@@ -120,7 +120,9 @@ def _publish_mods(tenant: Tenant) -> None:
 def platform(registry: RunningRegistry, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     with RegistryClient(registry.url, ADMIN_KEY) as admin:
         admin.create_tenant("platform")
-        service_key = admin.create_key(scopes=["service", "infer"], tenant="platform", name="gateway")["key"]
+        service_key = admin.create_key(
+            scopes=["service", "infer"], tenant="platform", name="gateway", acts_for=["acme", "globex"]
+        )["key"]
     found = Platform(registry, service_key)
     for name in ("acme", "globex"):
         creds = registry.tenant_with_keys(name)

@@ -141,3 +141,21 @@ def test_gateways_racing_on_one_batch_count_it_once(fresh_registry: RunningRegis
     with RegistryClient(fresh_registry.url, ADMIN_KEY) as admin:
         (row,) = admin.usage(tenant="acme")
     assert (row["requests"], row["prompt_tokens"]) == (50, sum(range(50)))
+
+
+def test_a_service_key_acts_only_for_the_tenants_it_names(platform: Platform) -> None:
+    """A stolen replica key reads the private mods of the tenants its routes serve, and of nobody else."""
+    with RegistryClient(platform.registry.url, ADMIN_KEY) as admin:
+        acme_only = admin.create_key(scopes=["service"], tenant="platform", name="acme-replica", acts_for=["acme"])
+        no_tenants = admin.create_key(scopes=["service"], tenant="platform", name="gateway-only")
+        assert acme_only["acts_for"] == ["acme"] and no_tenants["acts_for"] == []
+        assert _status(lambda: admin.create_key(scopes=["infer"], acts_for=["acme"])) == 400  # service keys only
+        assert _status(lambda: admin.create_key(scopes=["service"], acts_for=["Not A Tenant"])) == 400
+    with RegistryClient(platform.registry.url, acme_only["key"]) as replica:
+        assert replica.resolve("acme_private", tenant="acme")["owner"] == "acme"
+        missing = _status(lambda: replica.resolve("globex_private", tenant="no-such-tenant"))
+        assert _status(lambda: replica.resolve("globex_private", tenant="globex")) == missing == 404  # no oracle
+        assert _status(lambda: replica.resolve("acme:acme_public", tenant="globex")) == 404
+    with RegistryClient(platform.registry.url, no_tenants["key"]) as gateway:
+        assert gateway.introspect(platform.tenants["acme"].key)["active"] is True  # it still does its own job
+        assert _status(lambda: gateway.resolve("acme_private", tenant="acme")) == 404

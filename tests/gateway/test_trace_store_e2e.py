@@ -56,7 +56,9 @@ def store(postgres_server: str) -> Iterator[Store]:
     registry = RunningRegistry(base, settings)
     with RegistryClient(base, ADMIN_KEY) as admin:
         admin.create_tenant("platform")
-        service_key = admin.create_key(scopes=["service", "infer"], tenant="platform", name="replicas")["key"]
+        service_key = admin.create_key(
+            scopes=["service", "infer"], tenant="platform", name="replicas", acts_for=["acme", "globex"]
+        )["key"]
     keys = {name: registry.tenant_with_keys(name)["key"] for name in ("acme", "globex")}
     yield Store(registry, service_key, keys)
     server.should_exit = True

@@ -37,6 +37,7 @@ def test_parse_applies_schema_defaults() -> None:
         ({"autoscaling": {"minReplicas": 3, "maxReplicas": 2}}, "above maxReplicas"),
         ({"engine": "sglang"}, "needs resources.gpus >= 1"),
         ({"engine": "sglang", "resources": {"gpus": 2}}, "set resources.gpus to 1"),
+        ({"engine": "sglang", "runtime": "kserve", "resources": {"gpus": 1}}, "served by runtime ray"),
         ({"access": {"isolation": "dedicated"}}, "name each tenant"),
         ({"access": {"tenants": []}}, "nobody could call"),
     ],

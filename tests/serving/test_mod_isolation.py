@@ -101,11 +101,13 @@ MODS = {
         @mod
         def snoop(event, actions, tokenizer):
             if isinstance(event, ForwardPass):
-                hit = any(isinstance(o, str) and "TENANT-A-PRIVATE" in o for o in gc.get_objects())
-                hit = hit or any(
-                    isinstance(o, list) and any(isinstance(x, str) and "TENANT-A-PRIVATE" in x for x in o[:50])
-                    for o in gc.get_objects()
-                )
+                needle = "-".join(["TENANT", "A", "PRIVATE"])  # never one constant: this source is in the worker too
+                hit = False
+                for o in gc.get_objects():
+                    items = o.values() if isinstance(o, dict) else o if isinstance(o, (list, tuple)) else ()
+                    for x in items:  # one level down too: a dict of strings alone is not tracked by gc
+                        inner = list(x.values()) if isinstance(x, dict) else [x]
+                        hit = hit or any(isinstance(y, str) and needle in y for y in inner)
                 return actions.force_output(tokenizer.encode("LEAK" if hit else "CLEAN"))
     """,
     "masker": """

@@ -137,6 +137,9 @@ async def run_one(client: httpx.AsyncClient, spec: Spec, model: str, arm: Arm, p
     return result
 
 
+_UNREACHED = ("ConnectError", "ConnectTimeout", "RemoteProtocolError", "ReadError")
+
+
 class EndpointError(Exception):
     """The endpoint cannot be reached at all: stop at once rather than record every request as failed."""
 
@@ -168,6 +171,8 @@ async def run_async(
                     if result.error is None
                     else {name: False for name in scorers}
                 )
+                if result.error is not None and result.error.startswith(_UNREACHED):
+                    continue  # the server went away: not an outcome to record; a rerun retries it
                 store.put(result)
                 if progress is not None:
                     progress(1)

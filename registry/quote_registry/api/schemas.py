@@ -32,6 +32,9 @@ class KeyCreate(_Body):
     expires_at: datetime | None = None
     tenant: str | None = Field(None, description="admin only: create the key for another tenant")
     limits: KeyLimits | None = Field(None, description="admin only: the gateway's limits for this key")
+    acts_for: list[str] | None = Field(
+        None, max_length=1000, description="service keys: the tenants it may act for ('*': any); default none"
+    )
 
 
 class KeyPatch(_Body):
@@ -107,6 +110,7 @@ def key_out(k: ApiKey) -> dict[str, Any]:
         "expires_at": _ts(k.expires_at),
         "revoked": k.revoked_at is not None,
         "limits": limits_out(k),
+        "acts_for": k.acts_for.split(),
     }
 
 

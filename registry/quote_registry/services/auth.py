@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from quote_mod_sdk.names import TENANT as TENANT_NAME
 from quote_registry.errors import Forbidden, Invalid, NotFound, Unauthorized
 from quote_registry.models import ApiKey, Tenant
 from quote_registry.services import audit
@@ -33,6 +34,7 @@ class Principal:
     tenant: str
     key_prefix: str
     scopes: frozenset[str]
+    acts_for: frozenset[str] = frozenset()  # service keys: tenants it may act for ("*": any)
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes and "admin" not in self.scopes:
@@ -65,11 +67,18 @@ def create_key(
     actor: str,
     raw: str | None = None,
     limits: dict[str, int | None] | None = None,
+    acts_for: list[str] | None = None,
 ) -> tuple[ApiKey, str]:
     """Create a key; returns (row, the full key — the only time it exists in clear)."""
     unknown = set(scopes) - SCOPES
     if not scopes or unknown:
         raise Invalid(f"scopes must be a non-empty subset of {sorted(SCOPES)}", param="scopes")
+    acts_for = sorted(set(acts_for or []))
+    if acts_for and "service" not in scopes:
+        raise Invalid("only service keys act for tenants", param="acts_for")
+    bad = [t for t in acts_for if t != "*" and not TENANT_NAME.fullmatch(t)]
+    if bad or len(acts_for) > 1000:
+        raise Invalid(f"acts_for lists tenant names (or '*'): {bad[:3]!r} are not", param="acts_for")
     if raw is None:
         prefix, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
         raw = f"{KEY_PREFIX}{prefix}_{secret}"
@@ -82,6 +91,7 @@ def create_key(
         secret_hash=_hash(secret),
         scopes=" ".join(sorted(scopes)),
         expires_at=expires_at,
+        acts_for=" ".join(acts_for),
         **{field: value for field, value in (limits or {}).items() if field in LIMIT_FIELDS},
     )
     session.add(row)
@@ -92,7 +102,9 @@ def create_key(
 
 def authenticate(session: Session, raw: str, *, now: datetime | None = None) -> Principal:
     row = authenticated_key(session, raw, now=now)
-    return Principal(row.tenant_id, row.tenant.name, row.prefix, frozenset(row.scopes.split()))
+    return Principal(
+        row.tenant_id, row.tenant.name, row.prefix, frozenset(row.scopes.split()), frozenset(row.acts_for.split())
+    )
 
 
 def authenticated_key(session: Session, raw: str, *, now: datetime | None = None) -> ApiKey:
@@ -118,8 +130,9 @@ def _aware(moment: datetime) -> datetime:
 def acting_for(session: Session, *, principal: Principal, tenant: str) -> Principal:
     """A service key calling for `tenant`: that tenant's view (its own and public mods), infer only."""
     principal.require("service")
-    row = session.scalar(select(Tenant).where(Tenant.name == tenant))
-    if row is None:
+    allowed = principal.is_admin or "*" in principal.acts_for or tenant in principal.acts_for
+    row = session.scalar(select(Tenant).where(Tenant.name == tenant)) if allowed else None
+    if row is None:  # a tenant this key may not act for looks exactly like one that does not exist
         raise NotFound(f"no tenant named {tenant!r}", param="tenant")
     return Principal(row.id, row.name, f"{principal.key_prefix}>{row.name}", frozenset({"infer"}))
 

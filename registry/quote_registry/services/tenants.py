@@ -8,11 +8,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from quote_mod_sdk.names import TENANT
 from quote_registry.errors import Conflict, Invalid, NotFound
 from quote_registry.models import ApiKey, Tenant
 from quote_registry.services import audit, auth
 
-NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+NAME = re.compile(rf"^{TENANT.pattern}$")  # the one tenant grammar (quote_mod_sdk.names)
 ADMIN_TENANT = "admin"
 
 

@@ -88,7 +88,7 @@ class QuoteAppArgs(BaseModel):
     max_constructor_retry_count: int | None = Field(
         default=None,
         ge=1,
-        description="failed replica starts before Serve marks the engine deployment failed; default Serve's (3/replica)",
+        description="failed replica starts before Serve marks the engine deployment failed; default: Serve's",
     )
     health_check_period_s: float = Field(default=10.0, gt=0)
     health_check_timeout_s: float = Field(default=30.0, gt=0)

@@ -96,11 +96,14 @@ def _read_exact(stream: IO[bytes], n: int) -> bytes | None:
 class Worker:
     def __init__(self, config: dict[str, Any], out: IO[bytes]) -> None:
         import torch
-        from transformers import AutoTokenizer
 
         torch.set_num_threads(1)
         self.torch = torch
-        self.tokenizer = AutoTokenizer.from_pretrained(config["tokenizer_dir"]) if config.get("tokenizer_dir") else None
+        self.tokenizer: Any = None
+        if config.get("tokenizer_dir"):
+            from transformers import AutoTokenizer
+
+            self.tokenizer = AutoTokenizer.from_pretrained(config["tokenizer_dir"])
         self.out = out
         self.mods: dict[str, Any] = {}
         self.conversations: dict[str, tuple[list[Any], list[Any]]] = {}

@@ -31,6 +31,7 @@ def create_key(body: KeyCreate, session: SessionDep, caller: CallerDep) -> dict[
         expires_at=body.expires_at,
         actor=caller.key_prefix,
         limits=body.limits.model_dump() if body.limits else None,
+        acts_for=body.acts_for,
     )
     return {**key_out(row), "key": raw}
 
