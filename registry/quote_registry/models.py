@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, timezone
 
 from sqlalchemy import (
@@ -68,6 +69,8 @@ class ApiKey(Base):
     # Service keys only: the tenants this key may act for (space-separated names, "*" = any). A
     # replica's key lists the tenants its routes serve, so a stolen replica key reads nobody else's mods.
     acts_for: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Service keys: signs the usage tokens this key's introspections hand out (never leaves the registry).
+    usage_secret: Mapped[str] = mapped_column(String(64), default=lambda: secrets.token_hex(32), server_default="")
 
     tenant: Mapped[Tenant] = relationship(lazy="joined")
 

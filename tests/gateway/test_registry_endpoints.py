@@ -76,16 +76,20 @@ def test_resolving_for_a_tenant_applies_that_tenants_visibility(platform: Platfo
 
 def test_usage_batches_are_idempotent_and_tenants_see_their_own(platform: Platform) -> None:
     acme, globex = platform.tenants["acme"], platform.tenants["globex"]
-    acme_prefix = acme.client.create_key(scopes=["infer"])["prefix"]
-    globex_prefix = globex.client.create_key(scopes=["infer"])["prefix"]
+    acme_key = acme.client.create_key(scopes=["infer"])
+    globex_key = globex.client.create_key(scopes=["infer"])
+    acme_prefix, globex_prefix = acme_key["prefix"], globex_key["prefix"]
+    with RegistryClient(platform.registry.url, platform.service_key) as service:  # as the gateway does
+        tokens = {k["prefix"]: service.introspect(k["key"])["usage_token"] for k in (acme_key, globex_key)}
 
-    def record(prefix: str, tokens: int) -> dict[str, object]:
+    def record(prefix: str, tokens_used: int) -> dict[str, object]:
         return {
             "request_id": uuid.uuid4().hex,
             "key_prefix": prefix,
+            "usage_token": tokens.get(prefix, "0" * 64),
             "model": "m",
             "mod": "x",
-            "prompt_tokens": tokens,
+            "prompt_tokens": tokens_used,
             "completion_tokens": 1,
         }
 
@@ -126,8 +130,11 @@ def test_gateways_racing_on_one_batch_count_it_once(fresh_registry: RunningRegis
     with RegistryClient(fresh_registry.url, ADMIN_KEY) as admin:
         service_key = admin.create_key(scopes=["service"], name="gw")["key"]
     prefix = creds["key"].split("_")[1]
+    with RegistryClient(fresh_registry.url, service_key) as service:
+        token = service.introspect(creds["key"])["usage_token"]
     batch = [
-        {"request_id": f"r{i}", "key_prefix": prefix, "model": "m", "prompt_tokens": i, "completion_tokens": 1}
+        {"request_id": f"r{i}", "key_prefix": prefix, "usage_token": token, "model": "m", "prompt_tokens": i}
+        | {"completion_tokens": 1}
         for i in range(50)
     ]
 
@@ -159,3 +166,26 @@ def test_a_service_key_acts_only_for_the_tenants_it_names(platform: Platform) ->
     with RegistryClient(platform.registry.url, no_tenants["key"]) as gateway:
         assert gateway.introspect(platform.tenants["acme"].key)["active"] is True  # it still does its own job
         assert _status(lambda: gateway.resolve("acme_private", tenant="acme")) == 404
+
+
+def test_a_service_key_records_usage_only_for_keys_it_was_shown(platform: Platform) -> None:
+    """Whoever holds a service key cannot bill (or hide usage in) another tenant's key."""
+    acme = platform.tenants["acme"]
+    victim = acme.client.create_key(scopes=["infer"])
+    with RegistryClient(platform.registry.url, ADMIN_KEY) as admin:
+        other_service = admin.create_key(scopes=["service"], tenant="platform", name="another-gateway")["key"]
+    with RegistryClient(platform.registry.url, platform.service_key) as service:
+        real = service.introspect(victim["key"])["usage_token"]
+
+        def forged(token: str) -> dict[str, object]:
+            return {"request_id": uuid.uuid4().hex, "key_prefix": victim["prefix"], "usage_token": token}
+
+        base = {"model": "m", "prompt_tokens": 10**6, "completion_tokens": 1}
+        for token in ("", "0" * 64, real[:-1] + ("0" if real[-1] != "0" else "1")):
+            assert service.record_usage([forged(token) | base])["unknown_keys"] == 1
+    with RegistryClient(platform.registry.url, other_service) as stolen:  # a token is only good for its issuer
+        assert stolen.record_usage([forged(real) | base])["unknown_keys"] == 1
+    with RegistryClient(platform.registry.url, platform.service_key) as service:
+        assert service.record_usage([forged(real) | base])["accepted"] == 1
+    billed = [r for r in acme.client.usage() if r["key_prefix"] == victim["prefix"]]
+    assert [r["requests"] for r in billed] == [1]

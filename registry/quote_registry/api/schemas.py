@@ -54,6 +54,7 @@ class UsageIn(_Body):
     prompt_tokens: int = Field(ge=0)
     completion_tokens: int = Field(ge=0)
     streamed: bool = False
+    usage_token: str = Field("", max_length=128, description="from this service key's introspection of the key")
 
 
 class UsageBatch(_Body):

@@ -127,6 +127,20 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
+def usage_token(service_key: ApiKey, key_prefix: str) -> str:
+    """What a gateway must attach to usage it records for `key_prefix`: proof this registry vouched for
+    that key to this service key (in an introspection), so a stolen service key forges no one's usage."""
+    message = f"usage:{key_prefix}".encode()
+    return hmac.new(service_key.usage_secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def service_key_row(session: Session, principal: Principal) -> ApiKey:
+    row = session.scalar(select(ApiKey).where(ApiKey.prefix == principal.key_prefix))
+    if row is None or not row.usage_secret:
+        raise Forbidden("this key cannot vouch for usage: create a new service key")
+    return row
+
+
 def acting_for(session: Session, *, principal: Principal, tenant: str) -> Principal:
     """A service key calling for `tenant`: that tenant's view (its own and public mods), infer only."""
     principal.require("service")

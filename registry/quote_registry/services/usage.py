@@ -10,6 +10,7 @@ timeout is harmless: request ids already stored are counted as duplicates and sk
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +21,8 @@ from sqlalchemy.orm import Session
 
 from quote_registry.errors import Invalid
 from quote_registry.models import ApiKey, Tenant, UsageRecord
-from quote_registry.services.auth import Principal
+from quote_registry.services import auth
+from quote_registry.services.auth import Principal, usage_token
 
 __all__ = ["MAX_BATCH", "Recorded", "UsageTotal", "record", "totals"]
 
@@ -50,10 +52,17 @@ def record(session: Session, *, principal: Principal, records: list[dict[str, An
     principal.require("service")
     if len(records) > MAX_BATCH:
         raise Invalid(f"at most {MAX_BATCH} records per batch", param="records")
-    tenants = _tenants_by_prefix(session, {r["key_prefix"] for r in records})
+    # Only usage of keys this service key was shown (introspected): a forged prefix has no valid token,
+    # and is counted with the unknown keys, never stored.
+    service = auth.service_key_row(session, principal)
+    vouched = [
+        r for r in records if hmac.compare_digest(str(r.get("usage_token", "")), usage_token(service, r["key_prefix"]))
+    ]
+    forged = len(records) - len(vouched)
+    tenants = _tenants_by_prefix(session, {r["key_prefix"] for r in vouched})
     seen = _known_ids(session, [r["request_id"] for r in records])
     fresh, unknown = [], 0
-    for item in records:
+    for item in vouched:
         if item["request_id"] in seen:
             continue
         if item["key_prefix"] not in tenants:
@@ -61,7 +70,7 @@ def record(session: Session, *, principal: Principal, records: list[dict[str, An
             continue
         seen.add(item["request_id"])
         fresh.append(UsageRecord(tenant_id=tenants[item["key_prefix"]], **_columns(item)))
-    return Recorded(_insert(session, fresh), len(records) - len(fresh) - unknown, unknown)
+    return Recorded(_insert(session, fresh), len(vouched) - len(fresh) - unknown, unknown + forged)
 
 
 def _columns(item: dict[str, Any]) -> dict[str, Any]:

@@ -160,6 +160,7 @@ class GatewayEdge:
             {
                 "request_id": meter.response_id or f"gw-{uuid.uuid4().hex}",
                 "key_prefix": grant.prefix,
+                "usage_token": grant.usage_token,
                 "model": ref.base,
                 "mod": ref.mod or "",
                 "mod_ref": ref.ref or "",

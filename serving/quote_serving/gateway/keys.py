@@ -46,6 +46,7 @@ class KeyGrant:
     scopes: frozenset[str]
     limits: Limits
     expires_at: float | None = None
+    usage_token: str = ""  # the registry's proof it showed us this key: usage records carry it
 
     def allows(self, scope: str) -> bool:
         return scope in self.scopes or "admin" in self.scopes
@@ -62,6 +63,7 @@ class KeyGrant:
                 limits.get("requests_per_minute"), limits.get("tokens_per_minute"), limits.get("max_concurrent")
             ),
             expires_at=datetime.fromisoformat(expires).timestamp() if expires else None,
+            usage_token=str(answer.get("usage_token") or ""),
         )
 
 

@@ -28,9 +28,11 @@ router = APIRouter(tags=["gateway"])
 def introspect(body: IntrospectBody, session: SessionDep, caller: CallerDep) -> dict[str, Any]:
     caller.require("service")
     try:
-        return introspection_out(auth.authenticated_key(session, body.key))
+        key = auth.authenticated_key(session, body.key)
     except Unauthorized as exc:
         return {"object": "introspection", "active": False, "reason": exc.message}
+    token = auth.usage_token(auth.service_key_row(session, caller), key.prefix)
+    return {**introspection_out(key), "usage_token": token}
 
 
 @router.post("/v1/usage")
