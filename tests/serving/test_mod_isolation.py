@@ -157,7 +157,7 @@ def _text(client: Any, mod: str) -> str:
 
 def test_start_log_names_the_mode_and_each_confinement_layer(isolated: Server) -> None:
     text = Path(isolated.log).read_text()
-    assert "mod isolation: process" in text or "mod workers:" in text or True  # log level warning hides info
+    assert "mod workers: landlock not applied" in text  # a layer this host lacks is named (at warning)
     with httpx.Client(base_url=isolated.base_url) as http:
         assert http.get("/readyz").status_code == 200
 
@@ -196,8 +196,4 @@ def test_the_attack_fails_its_own_request_only_and_the_mod_works_again(client: A
     assert isolated.process.poll() is None
 
 
-def test_a_mod_cannot_find_another_requests_prompt_in_its_worker(client: Any) -> None:
-    with ThreadPoolExecutor(2) as pool:
-        secret = pool.submit(_ask, client, MODEL, "TENANT-A-PRIVATE prompt words", 32)
-        assert _text(client, "snoop") == "CLEAN"
-        secret.result()
+# Another tenant's prompt in a worker's memory (gc.get_objects()): tests/serving/test_mod_workers.py

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -62,7 +63,7 @@ def test_a_loaded_mod_keeps_its_metadata_and_no_code_here(pool: ModWorkerPool, s
         snoop.fn(None, None)
 
 
-def _forward(pool: ModWorkerPool, tenant: str, mod: RemoteMod, rid: str, messages: list[dict[str, str]]) -> object:
+def _forward(pool: ModWorkerPool, tenant: str, mod: RemoteMod, rid: str, messages: list[dict[str, str]]) -> Any:
     event = ev.ForwardPass(rid, 1, np.zeros(8, dtype=np.float32))
     with conversation_scope(rid, messages):
         return pool.invoker(tenant)(mod, event, None, None)
@@ -76,14 +77,15 @@ def test_one_tenants_prompt_is_not_in_another_tenants_worker(pool: ModWorkerPool
 
 def test_hostile_answers_are_refused() -> None:
     forward = ev.ForwardPass("r", 1, np.zeros(4, dtype=np.float32))
-    for answer, blob in [
+    hostile: list[tuple[dict[str, Any], bytes]] = [
         ({"action": "adjust_prefill", "tokens": [1]}, b""),  # not valid on ForwardPass
         ({"action": "force_tokens", "tokens": [-1]}, b""),
         ({"action": "force_tokens", "tokens": ["1"]}, b""),
         ({"action": "backtrack"}, b""),
         ({"action": "adjust_logits", "logits": True}, b"\x00\x00\x00"),
         ({"action": "__import__"}, b""),
-    ]:
+    ]
+    for answer, blob in hostile:
         with pytest.raises(InvalidActionError):
             _action(forward, answer, blob)
     row = _action(forward, {"action": "adjust_logits", "logits": True}, np.ones(4, np.float32).tobytes())

@@ -90,7 +90,11 @@ class _Worker:
             start_new_session=True,  # a signal to the engine's group never reaches it, nor its to ours
         )
         self.out_fd = self.proc.stdout.fileno()  # type: ignore[union-attr]
-        ready, _ = self.receive(time.monotonic() + pool.start_timeout_s)
+        try:
+            ready, _ = self.receive(time.monotonic() + pool.start_timeout_s)
+        except BaseException:  # a worker that cannot start is never left behind
+            self.kill()
+            raise
         self.layers: dict[str, str] = dict(ready.get("layers") or {})
 
     def alive(self) -> bool:
@@ -219,8 +223,9 @@ class ModWorkerPool:
     def load(self, bundle: Mapping[str, Any]) -> RemoteMod:
         """A bundle's `RemoteMod`: loaded once in a one-shot worker for its name and max_backtrack."""
         spec = validate_bundle(bundle)
-        worker = _Worker(self, "<loader>")
+        worker: _Worker | None = None
         try:
+            worker = _Worker(self, "<loader>")
             header, _ = worker.exchange(
                 {"op": "load", "digest": bundle_digest(spec), "bundle": spec},
                 b"",
@@ -231,7 +236,8 @@ class ModWorkerPool:
         except WorkerDied as exc:
             raise SerializationError(f"loading mod {spec['name']!r} failed: {exc}") from None
         finally:
-            worker.kill()
+            if worker is not None:
+                worker.kill()
         if not header.get("ok"):
             raise SerializationError(f"mod {spec['name']!r} could not be loaded: {header.get('error')}")
         backtrack = header.get("max_backtrack")
