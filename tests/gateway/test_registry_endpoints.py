@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -189,3 +191,17 @@ def test_a_service_key_records_usage_only_for_keys_it_was_shown(platform: Platfo
         assert service.record_usage([forged(real) | base])["accepted"] == 1
     billed = [r for r in acme.client.usage() if r["key_prefix"] == victim["prefix"]]
     assert [r["requests"] for r in billed] == [1]
+
+
+def test_usage_tokens_of_any_text_are_refused_not_a_500(platform: Platform) -> None:
+    """Found by schemathesis: a non-ASCII token (or a lone surrogate in a prefix) made compare_digest raise."""
+    odd = [("é" * 64, "abc"), ("\ud806", "x\ud806y"), ("0" * 64, "😀")]
+    with httpx.Client(
+        base_url=platform.registry.url, headers={"Authorization": f"Bearer {platform.service_key}"}
+    ) as http:
+        for token, prefix in odd:
+            record = {"request_id": uuid.uuid4().hex, "key_prefix": prefix, "usage_token": token, "model": "m"}
+            body = json.dumps({"records": [record | {"prompt_tokens": 1, "completion_tokens": 1}]})
+            response = http.post("/v1/usage", content=body, headers={"content-type": "application/json"})
+            assert response.status_code in (200, 400), response.text  # lone surrogates are a 400
+            assert response.status_code == 400 or response.json()["unknown_keys"] == 1, response.text

@@ -130,7 +130,7 @@ def _aware(moment: datetime) -> datetime:
 def usage_token(service_key: ApiKey, key_prefix: str) -> str:
     """What a gateway must attach to usage it records for `key_prefix`: proof this registry vouched for
     that key to this service key (in an introspection), so a stolen service key forges no one's usage."""
-    message = f"usage:{key_prefix}".encode()
+    message = f"usage:{key_prefix}".encode("utf-8", "surrogatepass")  # any text a client sent hashes
     return hmac.new(service_key.usage_secret.encode(), message, hashlib.sha256).hexdigest()
 
 

@@ -55,9 +55,7 @@ def record(session: Session, *, principal: Principal, records: list[dict[str, An
     # Only usage of keys this service key was shown (introspected): a forged prefix has no valid token,
     # and is counted with the unknown keys, never stored.
     service = auth.service_key_row(session, principal)
-    vouched = [
-        r for r in records if hmac.compare_digest(str(r.get("usage_token", "")), usage_token(service, r["key_prefix"]))
-    ]
+    vouched = [r for r in records if _vouched(service, r)]
     forged = len(records) - len(vouched)
     tenants = _tenants_by_prefix(session, {r["key_prefix"] for r in vouched})
     seen = _known_ids(session, [r["request_id"] for r in records])
@@ -71,6 +69,11 @@ def record(session: Session, *, principal: Principal, records: list[dict[str, An
         seen.add(item["request_id"])
         fresh.append(UsageRecord(tenant_id=tenants[item["key_prefix"]], **_columns(item)))
     return Recorded(_insert(session, fresh), len(vouched) - len(fresh) - unknown, unknown + forged)
+
+
+def _vouched(service: ApiKey, record: dict[str, Any]) -> bool:
+    given = str(record.get("usage_token", "")).encode("utf-8", "surrogatepass")
+    return hmac.compare_digest(given, usage_token(service, str(record["key_prefix"])).encode())
 
 
 def _columns(item: dict[str, Any]) -> dict[str, Any]:
