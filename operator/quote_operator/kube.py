@@ -154,7 +154,7 @@ class Kube:
         )
         try:
             response = self._api.call_api(*request, _request_timeout=self._timeout_s)
-            data = response.read()  # type: ignore[no-untyped-call]
+            data = response.read()  # type: ignore[no-untyped-call]  # the kubernetes client is untyped
         except kubernetes.client.ApiException as exc:  # the REST layer raises for some statuses itself
             raise from_status(exc.status or 0, exc.body, what=what) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
@@ -169,10 +169,12 @@ def load_configuration() -> kubernetes.client.Configuration:
     config_file = os.environ.get("KUBECONFIG") or None
     if config_file is None:
         try:
+            # (type: ignore below: the kubernetes client is untyped)
             kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
             return configuration
         except kubernetes.config.ConfigException:
             pass
+    # (type: ignore below: the kubernetes client is untyped)
     kubernetes.config.load_kube_config(config_file=config_file, client_configuration=configuration)  # type: ignore[no-untyped-call]
     return configuration
 

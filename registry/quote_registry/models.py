@@ -150,7 +150,7 @@ class AuditEvent(Base):
     actor: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str] = mapped_column(String(256))
-    detail: Mapped[dict] = mapped_column(JSON, default=dict)  # type: ignore[type-arg]
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)  # type: ignore[type-arg]  # JSON column: any object
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -187,5 +187,5 @@ class TraceRecord(Base):
     error: Mapped[bool] = mapped_column(Boolean, default=False)
     erasures: Mapped[int] = mapped_column(Integer, default=0)
     replica: Mapped[str] = mapped_column(String(128), default="")
-    body: Mapped[dict] = mapped_column(JSON, deferred=True)  # type: ignore[type-arg]
+    body: Mapped[dict] = mapped_column(JSON, deferred=True)  # type: ignore[type-arg]  # JSON column: any object
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)

@@ -44,7 +44,8 @@ def parse_condition(text: str, arms: list[str]) -> ast.Compare:
                 raise ConditionError(f"fail_if {text!r}: functions are {', '.join(METRICS)}")
             if not 1 <= len(node.args) <= 2 or not all(isinstance(a, ast.Name) for a in node.args):
                 raise ConditionError(f"fail_if {text!r}: a metric takes an arm name (and a scorer for pass_rate)")
-            if node.args[0].id not in arms:  # type: ignore[attr-defined]
+            if node.args[0].id not in arms:  # type: ignore[attr-defined]  # an ast.Name, checked above
+                # (type: ignore below: node.args[0] is an ast.Name, checked above)
                 raise ConditionError(f"fail_if {text!r}: unknown arm {node.args[0].id!r}")  # type: ignore[attr-defined]
         elif not isinstance(node, _ALLOWED) and type(node) not in _BINOPS and type(node) not in _CMPOPS:
             raise ConditionError(f"fail_if {text!r}: {type(node).__name__} is not allowed")

@@ -108,6 +108,7 @@ def build_chat_request(ctx: ServingContext, body: ChatCompletionRequest, tenant:
     return GenerationRequest(
         request_id=f"chatcmpl-{uuid.uuid4().hex}",
         prompt_tokens=prompt,
+        # (type: ignore below: stop is validated to a list by the schema)
         params=_params(ctx, prompt, max_tokens, body.stop, body.top_logprobs or 0, body.ignore_eos),  # type: ignore[arg-type]
         sampling=_sampling(ctx, body, body.top_logprobs or 0),
         mod=None if version is None else version.mod,
@@ -124,6 +125,7 @@ def build_completion_request(ctx: ServingContext, body: CompletionRequest, tenan
     return GenerationRequest(
         request_id=f"cmpl-{uuid.uuid4().hex}",
         prompt_tokens=prompt,
+        # (type: ignore below: stop is validated to a list by the schema)
         params=_params(ctx, prompt, body.max_tokens, body.stop, body.logprobs or 0, body.ignore_eos),  # type: ignore[arg-type]
         sampling=_sampling(ctx, body, body.logprobs or 0),
         mod=None if version is None else version.mod,

@@ -91,4 +91,4 @@ class CompletionRequest(_Sampling):
             return str(value[0])
         if isinstance(value, list) and not value:
             raise ValueError("prompt must not be empty")
-        return value  # type: ignore[return-value]
+        return value  # type: ignore[return-value]  # validated list of ints

@@ -31,5 +31,6 @@ def quantize_int8(model: Any) -> Any:
         # torch.ao eager quantization is deprecated in favour of torchao, which is not a dependency here.
         warnings.simplefilter("ignore")
         layers = {torch.nn.Linear: per_channel_dynamic_qconfig}
+        # (type: ignore below: torch leaves quantize_dynamic untyped)
         quantize_dynamic(model, layers, dtype=torch.qint8, inplace=True)  # type: ignore[no-untyped-call]
     return model

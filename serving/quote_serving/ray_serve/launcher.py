@@ -62,7 +62,7 @@ def serve_on_ray(given: dict[str, Any], *, host: str, port: int, settings: RayLa
         logger.info("stopping: Serve drains running requests first")
     finally:
         if own_cluster:
-            serve.shutdown()  # type: ignore[no-untyped-call]
+            serve.shutdown()  # type: ignore[no-untyped-call]  # Ray leaves it untyped
             ray.shutdown()
         else:
             serve.delete(settings.app_name)

@@ -89,7 +89,7 @@ class _Worker:
             close_fds=True,
             start_new_session=True,  # a signal to the engine's group never reaches it, nor its to ours
         )
-        self.out_fd = self.proc.stdout.fileno()  # type: ignore[union-attr]
+        self.out_fd = self.proc.stdout.fileno()  # type: ignore[union-attr]  # pipes: Popen opened with PIPE
         try:
             ready, _ = self.receive(time.monotonic() + pool.start_timeout_s)
         except BaseException:  # a worker that cannot start is never left behind
@@ -114,8 +114,9 @@ class _Worker:
 
     def exchange(self, header: dict[str, Any], blob: bytes, deadline: float) -> tuple[dict[str, Any], bytes]:
         try:
+            # (type: ignore below: pipes: Popen opened with PIPE)
             self.proc.stdin.write(encode_frame(header, blob))  # type: ignore[union-attr]
-            self.proc.stdin.flush()  # type: ignore[union-attr]
+            self.proc.stdin.flush()  # type: ignore[union-attr]  # pipes: Popen opened with PIPE
         except (BrokenPipeError, OSError, ValueError) as exc:
             raise WorkerDied(self.death()) from exc
         return self.receive(deadline)

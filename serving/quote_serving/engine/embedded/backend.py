@@ -198,7 +198,7 @@ def _check_model(model: PreTrainedModel) -> None:
 
 
 def _logits_width(model: PreTrainedModel) -> int:
-    head = model.get_output_embeddings()  # type: ignore[no-untyped-call]
+    head = model.get_output_embeddings()  # type: ignore[no-untyped-call]  # transformers leaves it untyped
     if head is not None and hasattr(head, "out_features"):  # also an int8 head, whose `weight` is a method
         return int(head.out_features)
     return int(head.weight.shape[0]) if head is not None else int(model.config.get_text_config().vocab_size)

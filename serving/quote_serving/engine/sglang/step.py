@@ -81,7 +81,7 @@ class StepRunner:
         for i, tracked in enumerate(rows):
             if tracked is not None:
                 plans[i] = self._plan(tracked, protected[i], options)
-                emit[i] = plans[i].emit  # type: ignore[union-attr]
+                emit[i] = plans[i].emit  # type: ignore[union-attr]  # checked non-None above
         return StepOutput(emit, plans)
 
     # ----- 1: trace top-k, batched ------------------------------------------------------------
@@ -91,6 +91,7 @@ class StepRunner:
         wanted = [i for i, t in enumerate(rows) if t is not None and t.trace_top_k > 0 and not t.gen.finished]
         if not wanted:
             return None
+        # (type: ignore below: rows[i] checked non-None above)
         k = min(max(rows[i].trace_top_k for i in wanted), logits.shape[-1])  # type: ignore[union-attr]
         picked = logits[wanted] if len(wanted) < logits.shape[0] else logits
         values, indices = torch.log_softmax(picked.float(), dim=-1).topk(k, dim=-1)
@@ -181,4 +182,4 @@ def _sampling(pending: _Pending) -> SamplingParams:
     changes: dict[str, object] = {"top_logprobs": 0}
     if temperature is not None:
         changes["temperature"] = temperature
-    return dataclasses.replace(params, **changes)  # type: ignore[arg-type]
+    return dataclasses.replace(params, **changes)  # type: ignore[arg-type]  # checked non-None above
