@@ -7,8 +7,9 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from quote_serving.api.body import replay
 from quote_serving.api.bounds import MAX_JSON_DEPTH, json_depth_exceeds
 from quote_serving.api.context import ServingContext
 from quote_serving.api.errors import error_body, install_error_handlers
@@ -54,16 +55,7 @@ class BodyLimit:
         body = b"".join(chunks)
         if json_depth_exceeds(body):
             return await self._refuse(send, 400, f"The JSON body nests deeper than {MAX_JSON_DEPTH} levels.")
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()  # later: http.disconnect, which streaming responses watch for
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replay(body, receive), send)
 
     async def _refuse(self, send: Send, status: int, message: str) -> None:
         import json

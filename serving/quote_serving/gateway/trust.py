@@ -23,8 +23,9 @@ import secrets
 import time
 from collections import OrderedDict
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from quote_serving.api.body import replay
 from quote_serving.gateway.errors import AuthenticationError, send_error
 
 __all__ = [
@@ -141,16 +142,7 @@ async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
         if not message.get("more_body"):
             break
     body = b"".join(chunks)
-    replayed = False
-
-    async def replay() -> Message:
-        nonlocal replayed
-        if not replayed:
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return body, replay
+    return body, replay(body, receive)
 
 
 def _refusal() -> AuthenticationError:
