@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -47,3 +48,26 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any error."""
     with factory() as session, session.begin():
         yield session
+
+
+def insert_skipping_duplicates(session: Session, rows: Sequence[Any], columns: Sequence[str]) -> int:
+    """Insert `rows`; those whose unique key another writer stored first are skipped. How many were stored.
+
+    All at once in a savepoint; if that hits a unique violation (a replica or gateway raced us on an
+    id), again one savepoint per row, each a fresh copy of the row's `columns`.
+    """
+    try:
+        with session.begin_nested():
+            session.add_all(rows)
+        return len(rows)
+    except IntegrityError:
+        pass
+    stored = 0
+    for row in rows:
+        try:
+            with session.begin_nested():
+                session.add(type(row)(**{c: getattr(row, c) for c in columns}))
+            stored += 1
+        except IntegrityError:
+            continue
+    return stored

@@ -16,9 +16,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import CursorResult, Delete, delete, func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, undefer
 
+from quote_registry.db import insert_skipping_duplicates
 from quote_registry.errors import Invalid, NotFound
 from quote_registry.models import Tenant, TraceRecord
 from quote_registry.services.auth import Principal
@@ -78,24 +78,8 @@ def _row(item: dict[str, Any], tenant_id: int) -> TraceRecord:
 
 
 def _insert(session: Session, rows: list[TraceRecord]) -> int:
-    """All at once; if another replica raced us on an id, one savepoint per row."""
-    try:
-        with session.begin_nested():
-            session.add_all(rows)
-        return len(rows)
-    except IntegrityError:
-        pass
-    stored = 0
-    for row in rows:
-        try:
-            with session.begin_nested():
-                session.add(
-                    TraceRecord(**{c.key: getattr(row, c.key) for c in TraceRecord.__table__.columns if c.key != "id"})
-                )
-            stored += 1
-        except IntegrityError:
-            continue
-    return stored
+    columns = [c.key for c in TraceRecord.__table__.columns if c.key != "id"]
+    return insert_skipping_duplicates(session, rows, columns)  # another replica may race us on an id
 
 
 def _tenant_scope(session: Session, principal: Principal, tenant: str | None) -> int:

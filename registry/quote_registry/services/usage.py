@@ -16,9 +16,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from quote_registry.db import insert_skipping_duplicates
 from quote_registry.errors import Invalid
 from quote_registry.models import ApiKey, Tenant, UsageRecord
 from quote_registry.services import auth
@@ -92,22 +92,7 @@ def _known_ids(session: Session, request_ids: list[str]) -> set[str]:
 
 
 def _insert(session: Session, rows: list[UsageRecord]) -> int:
-    """Insert all at once; if another gateway raced us on an id, fall back to one savepoint per row."""
-    try:
-        with session.begin_nested():
-            session.add_all(rows)
-        return len(rows)
-    except IntegrityError:
-        pass
-    stored = 0
-    for row in rows:
-        try:
-            with session.begin_nested():
-                session.add(UsageRecord(**{c: getattr(row, c) for c in _COLUMNS}))
-            stored += 1
-        except IntegrityError:
-            continue
-    return stored
+    return insert_skipping_duplicates(session, rows, _COLUMNS)  # another gateway may race us on an id
 
 
 _COLUMNS = (
