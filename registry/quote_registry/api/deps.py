@@ -6,10 +6,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from quote_registry.errors import Unauthorized
+from quote_registry.models import MAX_ID
 from quote_registry.services.auth import Principal, authenticate
 from quote_registry.settings import RegistrySettings
 
@@ -47,3 +48,5 @@ StateDep = Annotated[RegistryState, Depends(_state)]
 # scope="function": commit (or fail) before the response is sent, so a 2xx means it is durable.
 SessionDep = Annotated[Session, Depends(_session, scope="function")]
 CallerDep = Annotated[Principal, Depends(_principal)]
+# Pagination over INTEGER ids: a cursor past the largest id would overflow PostgreSQL's column (a 500).
+IdCursor = Annotated[int, Query(ge=0, le=MAX_ID)]

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from quote_registry.api.deps import CallerDep, SessionDep, StateDep
+from quote_registry.api.deps import CallerDep, IdCursor, SessionDep, StateDep
 from quote_registry.api.schemas import (
     AliasBody,
     ModPatch,
@@ -20,7 +20,6 @@ from quote_registry.api.schemas import (
     version_out,
 )
 from quote_registry.errors import Invalid
-from quote_registry.models import MAX_ID
 from quote_registry.services import auth, mods
 
 router = APIRouter(tags=["mods"])
@@ -86,7 +85,7 @@ def list_mods(
     session: SessionDep,
     caller: CallerDep,
     include_public: bool = False,
-    after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+    after: IdCursor = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 50,
 ) -> dict[str, Any]:
     limit = max(1, min(limit, 200))

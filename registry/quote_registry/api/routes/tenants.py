@@ -6,9 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from quote_registry.api.deps import CallerDep, SessionDep
+from quote_registry.api.deps import CallerDep, IdCursor, SessionDep
 from quote_registry.api.schemas import TenantCreate, tenant_out
-from quote_registry.models import MAX_ID
 from quote_registry.services import audit, tenants
 
 router = APIRouter(tags=["tenants"])
@@ -30,7 +29,7 @@ def list_tenants(session: SessionDep, caller: CallerDep) -> dict[str, Any]:
 def list_audit(
     session: SessionDep,
     caller: CallerDep,
-    after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+    after: IdCursor = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> dict[str, Any]:
     scope = None if caller.is_admin else caller.tenant_id
