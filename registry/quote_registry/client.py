@@ -149,8 +149,10 @@ class RegistryClient:
     def record_usage(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         return dict(self._call("POST", "/v1/usage", json={"records": records}))
 
-    def usage(self, *, tenant: str | None = None) -> list[dict[str, Any]]:
-        return list(self._call("GET", "/v1/usage", params={"tenant": tenant} if tenant else None)["data"])
+    def usage(self, *, tenant: str | None = None, per_day: bool = False) -> list[dict[str, Any]]:
+        """Usage totals by tenant, key, model and mod (and UTC `day` with per_day)."""
+        params = {k: v for k, v in (("tenant", tenant), ("group_by", "day" if per_day else None)) if v}
+        return list(self._call("GET", "/v1/usage", params=params or None)["data"])
 
     def add_signing_key(self, public_key: str, name: str = "") -> dict[str, Any]:
         return dict(self._call("POST", "/v1/signing-keys", json={"public_key": public_key, "name": name}))

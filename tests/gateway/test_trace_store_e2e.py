@@ -1,7 +1,8 @@
 """Traces as a service: two replicas ship to the store (PostgreSQL), tenants read them through the gateway.
 
 acme, globex ─► gateway ─► replicas R1, R2 (tiny) ─ finished traces ─► registry trace store (PostgreSQL)
-                  └─ GET /v1/traces, /v1/traces/{id}, share links, /v1/usage ─► the same store
+                  └─ GET /v1/traces, /v1/traces/{id}, share links, /v1/usage, recent errors ─► the same store
+                  └─ /timeline, opened from the Grafana dashboards' data links with a tenant's key
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ from quote_registry.client import RegistryClient
 from quote_registry.devdb import create_database
 from quote_registry.migrate import upgrade
 from quote_registry.settings import RegistrySettings
+from quote_serving.observability.dashboards import data_links
+from tests.observability.test_timeline_browser import browser, by_css, grafana_link, wait
 from tests.registry.conftest import ADMIN_KEY, RunningRegistry, postgres_server, serve_in_thread
 from tests.serving.conftest import free_port, wait_ready
 
 from .conftest import SECRET, Gateway, Platform, start_gateway, stop_process
 
-__all__ = ["postgres_server"]  # the session fixture, shared with the registry tests
+__all__ = ["browser", "postgres_server"]  # fixtures shared with the observability and registry tests
 
 pytestmark = pytest.mark.slow  # two replicas started twice: about a minute on a free machine
 
@@ -205,3 +208,76 @@ def test_traces_outlive_replicas_and_stay_with_their_tenant(
         page = anonymous.get("/timeline")
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
         assert anonymous.get("/v1/traces").status_code == 401
+
+
+def _ingest_problems(store: Store) -> None:
+    """Traces with an error and with erasures for both tenants, shipped as a replica ships them."""
+    now = time.time()
+    records = [
+        {"request_id": f"{tenant}-{kind}", "tenant": tenant, "model": "tiny-t", "mod": "ban", "created": now,
+         "error": kind == "failed", "erasures": 2 if kind == "erased" else 0, "finish_reason": "stop",
+         "body": {"prompt": {"text": "Hi", "tokens": []}, "tokens": [], "mod_calls": []}}
+        for tenant in ("acme", "globex") for kind in ("failed", "erased", "clean")
+    ]  # fmt: skip
+    with httpx.Client(base_url=store.registry.url, headers={"Authorization": f"Bearer {store.service_key}"}) as svc:
+        assert svc.post("/v1/traces/ingest", json={"records": records}).json()["accepted"] == len(records)
+
+
+def test_usage_per_day_and_recent_errors_through_the_gateway_stay_with_their_tenant(
+    store: Store, gateway: Gateway
+) -> None:
+    with RegistryClient(store.registry.url, ADMIN_KEY) as admin:
+        key = admin.create_key(scopes=["infer"], tenant="acme", name="daily")["key"]
+    acme = openai.OpenAI(base_url=gateway.v1, api_key=key, max_retries=0)
+    chat = [{"role": "user", "content": "Count"}]
+    answers = [acme.chat.completions.create(model="tiny-t", messages=chat, max_tokens=2 + i) for i in range(4)]  # type: ignore[arg-type]
+    want = sum(a.usage.total_tokens for a in answers)  # type: ignore[union-attr]
+    prefix = key.split("_")[1]
+    with _client(gateway, key) as client:
+
+        def daily() -> list[dict[str, Any]] | None:
+            rows = [r for r in client.get("/v1/usage", params={"group_by": "day"}).json()["data"]]
+            mine = [r for r in rows if r["key_prefix"] == prefix]
+            used = sum(r["prompt_tokens"] + r["completion_tokens"] for r in mine)
+            return rows if used == want and sum(r["requests"] for r in mine) == 4 else None
+
+        rows = _eventually(daily, "usage per day through the gateway equals the responses' usage")
+        assert {r["tenant"] for r in rows} == {"acme"} and all(
+            r["day"] == time.strftime("%Y-%m-%d", time.gmtime()) for r in rows if r["key_prefix"] == prefix
+        )
+
+    _ingest_problems(store)
+    with _client(gateway, store.keys["acme"]) as client, _client(gateway, store.keys["globex"]) as other:
+        found = client.get("/v1/traces/recent-errors")
+        assert found.status_code == 200, found.text
+        assert [r["id"] for r in found.json()["data"]] == ["acme-erased", "acme-failed"]
+        assert [(m["mod"], m["errors"], m["with_erasures"]) for m in found.json()["by_mod"]] == [("ban", 1, 1)]
+        assert [r["id"] for r in client.get("/v1/traces/recent-errors", params={"kind": "error"}).json()["data"]] == [
+            "acme-failed"
+        ]
+        assert client.get("/v1/traces/recent-errors", params={"tenant": "globex"}).status_code == 404
+        assert [r["id"] for r in other.get("/v1/traces/recent-errors").json()["data"]] == [
+            "globex-erased",
+            "globex-failed",
+        ]
+
+
+def test_dashboard_links_open_a_trace_from_the_gateway_with_the_tenants_key(
+    browser: Any, store: Store, gateway: Gateway
+) -> None:
+    acme = openai.OpenAI(base_url=gateway.v1, api_key=store.keys["acme"], max_retries=0)
+    answer = acme.chat.completions.create(model="tiny-t", messages=[{"role": "user", "content": "Hi"}], max_tokens=5)  # type: ignore[list-item]
+    with _client(gateway, store.keys["acme"]) as client:
+        _eventually(lambda: client.get(f"/v1/traces/{answer.id}").status_code == 200 or None, "the trace stored")
+    _name, _title, template = next(iter(data_links()))
+    link = grafana_link(template, gateway.base_url, answer.id)
+    browser.get(link)  # a new tab from Grafana: no key yet, so the trace cannot load
+    wait(browser, lambda d: "API key" in by_css(d, "#error")[0].text)
+    key_box = by_css(browser, "#api-key")[0]
+    key_box.send_keys(store.keys["acme"])
+    browser.execute_script("document.getElementById('api-key').dispatchEvent(new Event('change'))")
+    wait(browser, lambda d: by_css(d, "#trace-title")[0].text == answer.id and by_css(d, "#tokens .tok"))
+    assert answer.id in [li.get_attribute("data-id") for li in by_css(browser, "#trace-list li")]
+    for _, _, template in data_links():  # the key now lives in this tab: every link opens at once
+        browser.get(grafana_link(template, gateway.base_url, answer.id))
+        wait(browser, lambda d: by_css(d, "#trace-title")[0].text == answer.id and by_css(d, "#tokens .tok"))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from quote_serving.observability.dashboards import build_dashboards, panel_queries, render
+from quote_serving.observability.dashboards import TRACE_LINK, build_dashboards, data_links, panel_queries, render
 from quote_serving.observability.metrics import METRICS
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"
@@ -49,6 +49,25 @@ def test_panels_have_unique_ids_and_every_dashboard_a_unique_uid() -> None:
         ids = [p["id"] for p in dashboard["panels"]]
         assert len(ids) == len(set(ids))
         json.dumps(dashboard)  # plain JSON
+
+
+def test_exemplar_panels_and_trace_store_tables_link_each_trace_id_to_the_timeline() -> None:
+    for name, dashboard in build_dashboards().items():
+        variables = {v["name"] for v in dashboard["templating"]["list"]}
+        for panel in dashboard["panels"]:
+            targets = panel.get("targets", [])
+            exemplars = any(t.get("exemplar") for t in targets)
+            tables = [t for t in targets if "url" in t]
+            if not (exemplars or tables):
+                continue
+            (override,) = panel["fieldConfig"]["overrides"]
+            assert override["matcher"] == {"id": "byName", "options": "trace_id"}, (name, panel["title"])
+            assert "timeline" in variables
+            for target in tables:
+                assert "trace_id" in [c["text"] for c in target["columns"]]
+    panels = {title for _, title, _ in data_links()}
+    assert {"Time to first token", "Mod call latency by mod", "Recent traces with errors or erasures"} <= panels
+    assert {url for _, _, url in data_links()} == {TRACE_LINK}
 
 
 def test_collector_pipeline_uses_only_defined_components() -> None:

@@ -1,5 +1,6 @@
 """A real Prometheus scrapes a real `quote serve`: after traffic, every dashboard panel's query
-and every recording rule returns data; promtool accepts (and unit-tests) the rules."""
+and every recording rule returns data, exemplars lead to the request behind them; promtool accepts
+(and unit-tests) the rules."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def prometheus(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iter
     log = (work / "prometheus.log").open("wb")
     process = subprocess.Popen(
         [exe, f"--config.file={work / 'prometheus.yml'}", f"--storage.tsdb.path={work / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn", "--enable-feature=exemplar-storage"],
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -107,6 +108,25 @@ def test_every_dashboard_panel_and_recording_rule_returns_data(prometheus: str, 
     assert all(rule["health"] == "ok" for group in rules for rule in group["rules"])
     for rule in next(g for g in rules if g["name"] == "quote.recording")["rules"]:
         wait_for(lambda rule=rule: has_data(query(prometheus, rule["name"]), placeholder=False), timeout=30)
+
+
+def exemplar_trace_ids(prometheus: str, selector: str) -> set[str]:
+    now = time.time()
+    params = {"query": selector, "start": now - 300, "end": now + 60}
+    body = httpx.get(f"{prometheus}/api/v1/query_exemplars", params=params, timeout=10).json()
+    assert body["status"] == "success", body
+    return {e["labels"].get("trace_id", "") for series in body["data"] for e in series["exemplars"]}
+
+
+def test_prometheus_stores_the_trace_id_exemplars_of_a_request(prometheus: str, http_served: httpx.Client) -> None:
+    wait_for(lambda: query(prometheus, 'up{job="quote-serving"} == 1'), timeout=30)
+    request_id = http_served.post("/v1/chat/completions", json=chat_body(f"{MODEL}/rewriter")).json()["id"]
+    for selector in (
+        'quote_request_duration_seconds_bucket{mod="rewriter"}',
+        'quote_mod_call_duration_seconds_bucket{mod="rewriter"}',
+        'quote_interventions_total{mod="rewriter"}',
+    ):
+        wait_for(lambda selector=selector: request_id in exemplar_trace_ids(prometheus, selector), timeout=30)
 
 
 def test_promtool_accepts_the_rules_and_their_unit_tests() -> None:

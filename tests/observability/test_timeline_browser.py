@@ -1,5 +1,6 @@
 """The token-timeline page in real headless Chromium: send a prompt to a backtracking mod, watch
-it stream, see erased and forced tokens marked, inspect a token's top-k, share the trace."""
+it stream, see erased and forced tokens marked, inspect a token's top-k, share the trace, and
+arrive from every Grafana data link of the generated dashboards."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
+from quote_serving.observability.dashboards import data_links
 from tests.observability.conftest import Served
-from tests.observability.support import MODEL
+from tests.observability.support import MODEL, chat_body
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -143,3 +145,26 @@ def test_a_share_link_shows_that_trace_read_only(
     browser.get(link[:-3] + "abc")  # a tampered token
     wait(browser, lambda d: visible(d, "error"))
     assert "invalid or has expired" in by_css(browser, "#error")[0].text
+
+
+def grafana_link(template: str, timeline: str, trace_id: str) -> str:
+    """The URL Grafana opens: `$timeline` is the dashboard variable, `__value.raw` the trace_id field's value."""
+    url = template.replace("${timeline}", timeline).replace("${__value.raw}", trace_id)
+    assert "$" not in url, template
+    return url
+
+
+def test_every_dashboard_data_link_opens_the_trace_it_names(
+    browser: Any, served: Served, http_served: httpx.Client
+) -> None:
+    request_id = http_served.post("/v1/chat/completions", json=chat_body(f"{MODEL}/rewriter")).json()["id"]
+    links = list(data_links())
+    assert {name for name, _, _ in links} == {
+        "quote-interventions.json",
+        "quote-recent-errors.json",
+        "quote-serving.json",
+    }
+    for name, title, template in links:
+        browser.get(grafana_link(template, served.server.base_url, request_id))
+        wait(browser, lambda d: by_css(d, "#trace-title")[0].text == request_id and by_css(d, "#tokens .tok"))
+        assert not visible(browser, "error"), (name, title)

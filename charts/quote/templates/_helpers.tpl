@@ -79,21 +79,20 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
-{{/* Pod and container hardening shared by our own (non-database) containers. */}}
+{{/* Pod and container hardening shared by our own (non-database) pods: values.yaml `securityContext`. */}}
 {{- define "quote.podSecurityContext" -}}
-runAsNonRoot: true
-runAsUser: 10001
-runAsGroup: 10001
-fsGroup: 10001
-seccompProfile:
-  type: RuntimeDefault
+{{- toYaml .Values.securityContext.pod -}}
 {{- end -}}
 
 {{- define "quote.containerSecurityContext" -}}
-allowPrivilegeEscalation: false
-readOnlyRootFilesystem: true
-capabilities:
-  drop: [ALL]
+{{- toYaml .Values.securityContext.container -}}
+{{- end -}}
+
+{{/* A container whose pod the chart does not write (KServe's ServingRuntime has no pod securityContext):
+the pod settings a container can carry too, then the container's own. */}}
+{{- define "quote.standaloneContainerSecurityContext" -}}
+{{- $pod := pick .Values.securityContext.pod "runAsNonRoot" "runAsUser" "runAsGroup" "seccompProfile" "seLinuxOptions" "appArmorProfile" "windowsOptions" -}}
+{{- toYaml (merge (deepCopy .Values.securityContext.container) $pod) -}}
 {{- end -}}
 
 {{- define "quote.scheduling" -}}

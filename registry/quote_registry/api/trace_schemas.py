@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from quote_registry.models import TraceRecord
+from quote_registry.services.trace_errors import ModProblems, RecentProblem
 
 MAX_TRACE_BYTES = 2 * 1024 * 1024
 
@@ -55,3 +58,19 @@ def trace_summary(row: TraceRecord) -> dict[str, Any]:
 
 def trace_out(row: TraceRecord) -> dict[str, Any]:
     return {**row.body, "id": row.request_id, "object": "trace", "replica": row.replica or None}
+
+
+def recent_errors_out(rows: list[RecentProblem], per_mod: list[ModProblems]) -> dict[str, Any]:
+    """Flat rows, as Grafana's JSON data sources read them: `time` in RFC 3339, `timeline` to open one."""
+    return {
+        "object": "list",
+        "data": [
+            {**asdict(r), "created": int(r.created.timestamp()), "time": r.created.isoformat(), "timeline": _link(r.id)}
+            for r in rows
+        ],
+        "by_mod": [{**asdict(m), "latest": m.latest.isoformat(), "timeline": _link(m.latest_id)} for m in per_mod],
+    }
+
+
+def _link(request_id: str) -> str:
+    return f"/timeline?trace={quote(request_id, safe='')}"

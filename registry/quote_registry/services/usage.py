@@ -2,6 +2,7 @@
 
     gateway ── POST /v1/usage {records} ──► record()  (service keys; idempotent by request_id)
     tenant/admin ── GET /v1/usage ────────► totals()  (a tenant sees its own; admins any)
+                    ?group_by=day                    (and per UTC day, for daily bills and charts)
 
 A record names its API key by prefix; the tenant is taken from the key row, never from the
 gateway's say-so, so a record cannot be charged to another tenant. A batch retried after a
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, null, select
 from sqlalchemy.orm import Session
 
 from quote_registry.db import insert_skipping_duplicates
@@ -45,6 +46,7 @@ class UsageTotal:
     requests: int
     prompt_tokens: int
     completion_tokens: int
+    day: str | None = None  # YYYY-MM-DD (UTC) when grouped by day
 
 
 def record(session: Session, *, principal: Principal, records: list[dict[str, Any]]) -> Recorded:
@@ -109,27 +111,44 @@ _COLUMNS = (
 
 
 def totals(
-    session: Session, *, principal: Principal, tenant: str | None = None, since: datetime | None = None
+    session: Session,
+    *,
+    principal: Principal,
+    tenant: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    per_day: bool = False,
 ) -> list[UsageTotal]:
-    """Sums by (tenant, key, model, mod); a non-admin caller only ever sees its own tenant."""
+    """Sums by (tenant, key, model, mod[, UTC day]); a non-admin caller only ever sees its own tenant."""
     if not principal.is_admin:
         tenant = principal.tenant
+    day = _utc_day(session) if per_day else null()
+    keys = (Tenant.name, UsageRecord.key_prefix, UsageRecord.model, UsageRecord.mod)
+    grouping = (*keys, day) if per_day else keys
     query = (
         select(
-            Tenant.name,
-            UsageRecord.key_prefix,
-            UsageRecord.model,
-            UsageRecord.mod,
+            *keys,
+            day,
             func.count(UsageRecord.id),
             func.sum(UsageRecord.prompt_tokens),
             func.sum(UsageRecord.completion_tokens),
         )
         .join(Tenant, Tenant.id == UsageRecord.tenant_id)
-        .group_by(Tenant.name, UsageRecord.key_prefix, UsageRecord.model, UsageRecord.mod)
-        .order_by(Tenant.name, UsageRecord.key_prefix, UsageRecord.model, UsageRecord.mod)
+        .group_by(*grouping)
+        .order_by(*grouping)
     )
     if tenant is not None:
         query = query.where(Tenant.name == tenant)
     if since is not None:
         query = query.where(UsageRecord.created_at >= since)
-    return [UsageTotal(t, k, m, d, int(n), int(p or 0), int(c or 0)) for t, k, m, d, n, p, c in session.execute(query)]
+    if until is not None:
+        query = query.where(UsageRecord.created_at < until)
+    rows = session.execute(query)
+    return [UsageTotal(t, k, m, d, int(n), int(p or 0), int(c or 0), y) for t, k, m, d, y, n, p, c in rows]
+
+
+def _utc_day(session: Session) -> ColumnElement[str]:
+    """A record's UTC day as YYYY-MM-DD, whatever the database session's time zone."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", UsageRecord.created_at), "YYYY-MM-DD")
+    return func.strftime("%Y-%m-%d", UsageRecord.created_at)  # SQLite keeps the UTC wall time as text

@@ -2,7 +2,8 @@
 
     tenant ── GET  /v1/traces, /v1/traces/{id} ──────┐
     tenant ── POST /v1/traces/{id}/share ────────────┼─► registry (the trace store), with the caller's key
-    tenant ── GET  /v1/usage ────────────────────────┘     which scopes every answer to its tenant
+    tenant ── GET  /v1/usage(?group_by=day) ─────────┤     which scopes every answer to its tenant
+    tenant ── GET  /v1/traces/recent-errors ─────────┘     (errors and erasures per mod, for Grafana)
     anyone ── GET  /v1/traces/{id}?share=<token> ────────► registry, no key: the token names one trace
     anyone ── GET  /timeline ────────────────────────────► the static page; it calls the routes above
 
@@ -26,7 +27,20 @@ from quote_serving.api.routes import timeline
 __all__ = ["install_trace_routes"]
 
 _FORWARDED_QUERY = frozenset(
-    {"mod", "model", "finish_reason", "error", "since", "until", "after", "limit", "share", "tenant"}
+    {
+        "mod",
+        "model",
+        "finish_reason",
+        "error",
+        "since",
+        "until",
+        "after",
+        "limit",
+        "share",
+        "tenant",
+        "group_by",
+        "kind",
+    }
 )
 
 
@@ -64,6 +78,10 @@ def install_trace_routes(app: FastAPI, store_url: str, *, timeout_s: float = 10.
     @app.get("/v1/traces")
     async def list_traces(request: Request) -> JSONResponse:
         return await relay(request, "GET", "/v1/traces")
+
+    @app.get("/v1/traces/recent-errors")  # before /v1/traces/{request_id}, which would take the path
+    async def recent_errors(request: Request) -> JSONResponse:
+        return await relay(request, "GET", "/v1/traces/recent-errors")
 
     @app.get("/v1/traces/{request_id}")
     async def get_trace(request_id: str, request: Request) -> JSONResponse:

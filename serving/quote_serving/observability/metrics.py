@@ -11,6 +11,10 @@ replica — can live in one process. Label values are bounded: model, mod name, 
 event, finish reason, error kind; never a request id or free text. A request without a mod or a
 tenant is labelled `none`.
 
+Latency and mod-call histograms and the intervention, erasure and mod-error counters carry a
+`trace_id` exemplar — the request id the timeline page opens — exposed in OpenMetrics
+(`exposition.py`), so a Grafana panel leads to the request behind a slow bucket or an error.
+
 Some metrics are defined here but incremented by components that come later (the gateway's
 rate limiter, the registry's publishes), so dashboards and alerts can already query them.
 """
@@ -23,11 +27,12 @@ from typing import TYPE_CHECKING, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from quote_serving.observability.exposition import exemplar
 from quote_serving.observability.interventions import interventions, token_counts
 from quote_serving.runtime.observers import RuntimeObserver
 
 if TYPE_CHECKING:
-    from quote_mod_sdk.generation import RequestTrace
+    from quote_mod_sdk.generation import ModCall, RequestTrace
     from quote_serving.runtime.requests import RequestHandle
 
 __all__ = ["METRICS", "MOD_ERROR_KINDS", "NONE", "MetricSpec", "MetricsObserver", "QuoteMetrics"]
@@ -112,6 +117,13 @@ PUBLISHES = MetricSpec(
     ("tenant", "outcome"),
     source="registry (defined here; the registry increments it)",
 )
+MOD_WORKER_RESTARTS = MetricSpec(
+    "quote_mod_worker_restarts_total",
+    "counter",
+    "Isolated mod worker processes dropped and replaced (reason: timeout, died, idle_cpu, recycled, protocol).",
+    ("reason",),
+    source="mod worker pool (runtime/mod_pool.py, through its on_restart callback)",
+)
 METRICS: tuple[MetricSpec, ...] = (
     REQUESTS,
     PROMPT_TOKENS,
@@ -128,6 +140,7 @@ METRICS: tuple[MetricSpec, ...] = (
     MOD_ERRORS,
     RATE_LIMITED,
     PUBLISHES,
+    MOD_WORKER_RESTARTS,
 )
 
 
@@ -165,6 +178,8 @@ class QuoteMetrics:
         self.rate_limit_refusals: Counter = built[RATE_LIMITED.name]  # type: ignore[assignment]
         # (type: ignore below: each metric is built from its spec, looked up by name)
         self.registry_publishes: Counter = built[PUBLISHES.name]  # type: ignore[assignment]
+        # (type: ignore below: each metric is built from its spec, looked up by name)
+        self.mod_worker_restarts: Counter = built[MOD_WORKER_RESTARTS.name]  # type: ignore[assignment]
 
     def track_load(self, model: str, load: Callable[[], float]) -> None:
         """Report `load()` (queued + decoding requests) as the in-flight gauge, read at scrape time."""
@@ -182,7 +197,7 @@ class MetricsObserver(RuntimeObserver):
         timings = handle.timings
         if timings.first_token_ns is not None:
             seconds = (timings.first_token_ns - timings.submitted_ns) / 1e9
-            self.metrics.ttft.labels(self.model, _mod(handle)).observe(seconds)
+            self.metrics.ttft.labels(self.model, _mod(handle)).observe(seconds, exemplar(handle.request_id))
 
     def on_finished(self, handle: RequestHandle, trace: RequestTrace, error_kind: str | None) -> None:
         m, model, mod = self.metrics, self.model, _mod(handle)
@@ -191,35 +206,43 @@ class MetricsObserver(RuntimeObserver):
         m.requests.labels(model, mod, tenant, trace.finish_reason or "unknown").inc()
         m.prompt_tokens.labels(model, mod, tenant).inc(counts.prompt)
         m.completion_tokens.labels(model, mod, tenant).inc(counts.completion)
-        self._timings(handle, mod, counts.completion)
+        link = exemplar(handle.request_id)  # `trace_id` exemplars: from a Grafana panel to this request's trace
+        self._timings(handle, mod, counts.completion, link)
         if trace.mod is None:
             return
         m.forced_tokens.labels(model, mod).inc(counts.forced)
-        m.erased_tokens.labels(model, mod).inc(counts.erased)
+        m.erased_tokens.labels(model, mod).inc(counts.erased, link if counts.erased else None)
         if error_kind in MOD_ERROR_KINDS:
-            m.mod_errors.labels(model, mod, error_kind).inc()
-        self._mod_calls(trace, mod)
+            m.mod_errors.labels(model, mod, error_kind).inc(exemplar=link)
+        self._mod_calls(trace, mod, link)
 
-    def _timings(self, handle: RequestHandle, mod: str, completion: int) -> None:
+    def _timings(self, handle: RequestHandle, mod: str, completion: int, link: dict[str, str] | None) -> None:
         t, m = handle.timings, self.metrics
         if t.finished_ns is not None:
-            m.duration.labels(self.model, mod).observe((t.finished_ns - t.submitted_ns) / 1e9)
+            m.duration.labels(self.model, mod).observe((t.finished_ns - t.submitted_ns) / 1e9, link)
             if t.first_token_ns is not None and completion > 1:
                 per_token = (t.finished_ns - t.first_token_ns) / 1e9 / (completion - 1)
-                m.tpot.labels(self.model, mod).observe(per_token)
+                m.tpot.labels(self.model, mod).observe(per_token, link)
         if t.admitted_ns is not None:
-            m.queue_wait.labels(self.model).observe((t.admitted_ns - t.submitted_ns) / 1e9)
+            m.queue_wait.labels(self.model).observe((t.admitted_ns - t.submitted_ns) / 1e9, link)
 
-    def _mod_calls(self, trace: RequestTrace, mod: str) -> None:
+    def _mod_calls(self, trace: RequestTrace, mod: str, link: dict[str, str] | None) -> None:
         by_event: dict[str, Histogram] = {}
+        slowest: dict[str, ModCall] = {}
         for call in trace.mod_calls:
             child = by_event.get(call.event)
             if child is None:
                 child = by_event[call.event] = self.metrics.mod_call.labels(self.model, mod, call.event)
-            child.observe(call.latency_ms / 1000)
+                slowest[call.event] = call
+            elif call.latency_ms > slowest[call.event].latency_ms:
+                slowest[call.event] = call
+        # Mod calls come per token: each is observed, and only each event's slowest call carries
+        # the exemplar (one link per request and event is what a panel can show anyway).
+        for call in trace.mod_calls:
+            by_event[call.event].observe(call.latency_ms / 1000, link if slowest[call.event] is call else None)
         for item in interventions(trace):
             if item.action != "noop":  # a failed call is a mod error, counted above
-                self.metrics.interventions.labels(self.model, mod, item.action).inc()
+                self.metrics.interventions.labels(self.model, mod, item.action).inc(exemplar=link)
 
 
 def _mod(handle: RequestHandle) -> str:

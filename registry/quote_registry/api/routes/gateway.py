@@ -3,6 +3,7 @@
     gateway ── POST /v1/auth/introspect {key} ──► active: tenant, scopes, limits | inactive: reason
     gateway ── POST /v1/usage {records} ────────► stored in batches, idempotent by request_id
     anyone  ── GET  /v1/usage ──────────────────► totals by tenant, key, model, mod (own tenant unless admin)
+                   ?group_by=day                    … and by UTC day (`day`: YYYY-MM-DD; null otherwise)
 
 Introspection answers 200 for any key it was asked about: `active: false` says the key is
 unknown, revoked or expired, so a 401 here always means the *caller's* key is wrong.
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter
 
@@ -43,7 +44,13 @@ def record_usage(body: UsageBatch, session: SessionDep, caller: CallerDep) -> di
 
 @router.get("/v1/usage")
 def usage_totals(
-    session: SessionDep, caller: CallerDep, tenant: str | None = None, since: datetime | None = None
+    session: SessionDep,
+    caller: CallerDep,
+    tenant: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    group_by: Literal["day"] | None = None,
 ) -> dict[str, Any]:
-    rows = usage.totals(session, principal=caller, tenant=tenant, since=since)
+    per_day = group_by == "day"
+    rows = usage.totals(session, principal=caller, tenant=tenant, since=since, until=until, per_day=per_day)
     return {"object": "list", "data": [{"object": "usage.total", **asdict(row)} for row in rows]}

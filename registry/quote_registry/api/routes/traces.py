@@ -3,6 +3,8 @@
 replica (service key) ── POST /v1/traces/ingest ──► stored, idempotent by request id
 tenant / gateway      ── GET  /v1/traces ─────────► summaries, newest first, cursor `after`
 tenant / gateway      ── GET  /v1/traces/{id} ────► the full trace; another tenant's is a 404
+Grafana / gateway     ── GET  /v1/traces/recent-errors ► traces with errors or erasures, per mod
+                         (services/trace_errors.py says who sees which tenants, and why JSON)
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from quote_registry.api.deps import CallerDep, SessionDep, StateDep, bearer_key
-from quote_registry.api.trace_schemas import TraceBatch, trace_out, trace_summary
+from quote_registry.api.trace_schemas import TraceBatch, recent_errors_out, trace_out, trace_summary
 from quote_registry.errors import Forbidden
-from quote_registry.services import traces
+from quote_registry.services import trace_errors, traces
 from quote_registry.services.auth import authenticate
 from quote_registry.settings import RegistrySettings
 from quote_serving.observability.share import ShareLinks
@@ -54,6 +56,22 @@ def list_traces(
         "has_more": cursor is not None,
         "next_cursor": cursor,
     }
+
+
+@router.get("/v1/traces/recent-errors")  # before /v1/traces/{request_id}, which would take the path
+def recent_errors(
+    session: SessionDep,
+    caller: CallerDep,
+    tenant: Annotated[str | None, Query(max_length=64)] = None,
+    mod: Annotated[str | None, Query(max_length=160)] = None,
+    model: Annotated[str | None, Query(max_length=256)] = None,
+    kind: trace_errors.Kind | None = None,
+    since: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=trace_errors.MAX_ROWS)] = 100,
+) -> dict[str, Any]:
+    filters = trace_errors.ErrorFilter(tenant, mod, model, kind, since, limit)
+    rows = trace_errors.recent(session, principal=caller, filters=filters)
+    return recent_errors_out(rows, trace_errors.by_mod(rows))
 
 
 def _share_links(settings: RegistrySettings) -> ShareLinks:

@@ -57,8 +57,11 @@ async function loadList() {
 function listItem(item) {
   const when = new Date(item.created * 1000).toLocaleTimeString();
   const reason = el("span", { class: item.error ? "pill error" : "pill" }, item.finish_reason || "?");
-  const sub = el("div", { class: "sub" }, `${item.mod || "no mod"} · ${item.usage.completion_tokens} tok · ${when} `, reason);
-  if (item.erased_tokens) sub.append(" ", el("span", { class: "pill erased" }, `${item.erased_tokens} erased`));
+  // A replica's own list carries usage; the trace store's (through the gateway) only erasures.
+  const tokens = item.usage ? `${item.usage.completion_tokens} tok · ` : "";
+  const sub = el("div", { class: "sub" }, `${item.mod || "no mod"} · ${tokens}${when} `, reason);
+  const erased = item.erased_tokens ?? item.erasures;
+  if (erased) sub.append(" ", el("span", { class: "pill erased" }, `${erased} erased`));
   const li = el("li", { dataset: { id: item.id }, onclick: () => openTrace(item.id) }, el("div", { class: "rid" }, item.id), sub);
   if (state.trace && state.trace.id === item.id) li.classList.add("selected");
   return li;
@@ -311,6 +314,8 @@ function start() {
     sessionStorage.setItem("quote.apiKey", e.target.value);
     loadList();
     loadModels().catch((err) => showError(err.message));
+    // Arrived from a Grafana link without a key in this tab: the key now opens the linked trace.
+    if (trace && !state.trace) openTrace(trace);
   });
   $("compose-form").addEventListener("submit", send);
   $("refresh").addEventListener("click", loadList);
