@@ -34,7 +34,9 @@ def serve(
         None, "--dev-mode/--no-dev-mode", help="Accept unsigned mods (default: only without a registry)"
     ),
     mod_isolation: str = typer.Option(
-        None, help="inline (mods on the engine thread) or process (confined per-tenant workers); QUOTE_MOD_ISOLATION"
+        None,
+        help="process (confined per-tenant workers), inline (engine thread: one trusted tenant) or auto (default:"
+        " inline in dev mode, process otherwise); QUOTE_MOD_ISOLATION",
     ),
     log_level: str = typer.Option("info", help="debug, info, warning or error"),
     ray: bool = typer.Option(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import logging
 import time
 from collections.abc import Callable
@@ -21,7 +20,7 @@ from quote_serving.mods.registry_source import RegistryModSource
 from quote_serving.mods.source import ModSource
 from quote_serving.mods.store import LocalModStore
 from quote_serving.observability.trace_shipper import ship_traces_from
-from quote_serving.runtime.mod_pool import ModWorkerPool
+from quote_serving.runtime.isolation import start_isolation
 from quote_serving.runtime.mod_runtime import ModRuntime, RuntimeSettings
 from quote_serving.runtime.supervision import exit_process_soon
 from quote_serving.settings import ServeSettings
@@ -55,21 +54,18 @@ def sampling_defaults(model: Any) -> dict[str, float]:
 
 
 def isolate_mods(runtime: ModRuntime, tokenizer: Any, settings: ServeSettings) -> Callable[[dict[str, Any]], Mod]:
-    """With `mod_isolation=process`: per-tenant mod workers drive the runtime's mod calls and load
-    every bundle (its code never runs here); the loader to hand the mod source."""
-    logger.info("mod isolation: %s", settings.mod_isolation)
-    if settings.mod_isolation != "process":
-        if not settings.dev_mode:
-            logger.warning(
-                "mods run inline in the serving process: run untrusted tenants' mods with --mod-isolation process"
-            )
-        return load_mod
-    pool = ModWorkerPool(tokenizer, budget_ms=settings.mod_budget_ms, memory_mb=settings.mod_memory_mb)
-    pool.start()
-    atexit.register(pool.close)
-    runtime.mod_pool = pool
-    runtime.invoker_for = lambda handle: pool.invoker(handle.request.tenant)
-    return pool.load
+    """Start the replica's mod isolation (`runtime/isolation.py`) and route `runtime`'s mod calls
+    through it; the loader to hand the mod source."""
+    isolation = start_isolation(
+        settings.mod_isolation,
+        dev_mode=bool(settings.dev_mode),
+        tokenizer=tokenizer,
+        budget_ms=settings.mod_budget_ms,
+        memory_mb=settings.mod_memory_mb,
+        weak_ok=settings.mod_isolation_weak,
+    )
+    isolation.attach(runtime)
+    return isolation.loader
 
 
 def mod_source(settings: ServeSettings, loader: Callable[[dict[str, Any]], Mod] = load_mod) -> ModSource:

@@ -21,8 +21,13 @@ class ServeSettings(BaseSettings):
     port: int = 8000
     max_batch: int = Field(32, ge=1, description="Requests sharing one batched forward pass")
     mod_budget_ms: float = Field(2000.0, gt=0, description="Time budget of one mod call, in milliseconds")
-    mod_isolation: Literal["inline", "process"] = Field(
-        "inline", description="inline: mods run on the engine thread; process: per-tenant confined worker processes"
+    mod_isolation: Literal["auto", "inline", "process"] = Field(
+        "auto",
+        description="process: per-tenant confined worker processes; inline: mods on the engine thread (one trusted"
+        " tenant); auto: inline in dev mode, process otherwise",
+    )
+    mod_isolation_weak: bool = Field(
+        False, description="Run tenants' mods even when a confinement layer cannot be applied on this host"
     )
     mod_memory_mb: int = Field(2048, ge=256, description="Address-space cap of one mod worker (process isolation)")
     trace_top_k: int = Field(5, ge=0, le=20, description="Top-k logprobs recorded per step in every trace")

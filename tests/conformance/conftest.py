@@ -74,6 +74,16 @@ def _embedded(model: str | None = None) -> Engine:
     return Engine("embedded", loaded.model, loaded.tokenizer, runtime)
 
 
+def _embedded_dispatch() -> Engine:
+    """The embedded engine stepping the way it does with isolated mods (`runtime/dispatch.py`): every
+    phase's mod calls dispatched to a thread pool at once, stragglers sitting out the next forward.
+    The mods stay in this process (the tests' mods close over test state), under the same budget."""
+    engine = _embedded()
+    runtime = engine.runtime
+    runtime.invoker_for = lambda handle: runtime.budget
+    return Engine("dispatch", engine.model, engine.tokenizer, runtime)
+
+
 def _embedded_smollm2() -> Engine:
     """The embedded engine on the trained default model (SmolLM2-135M-Instruct, float32)."""
     return _embedded("smollm2")
@@ -90,7 +100,12 @@ def _sglang() -> Engine:
     return Engine("sglang", model, tokenizer, runtime)
 
 
-BACKENDS: dict[str, Callable[[], Engine]] = {"embedded": _embedded, "smollm2": _embedded_smollm2, "sglang": _sglang}
+BACKENDS: dict[str, Callable[[], Engine]] = {
+    "embedded": _embedded,
+    "dispatch": _embedded_dispatch,
+    "smollm2": _embedded_smollm2,
+    "sglang": _sglang,
+}
 GPU_BACKENDS = {"sglang"}
 REAL_MODEL_BACKENDS = {"smollm2"}
 

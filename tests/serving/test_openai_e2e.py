@@ -3,13 +3,16 @@ through `POST /v1/mods` and selected by the model suffix, streaming and not."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from quote_mod_sdk import serialize_mod
+from tests.gateway.conftest import stop_process
 from tests.sdk.conftest import load_seed
+from tests.serving.conftest import Server, start_server
 
 MODEL = "quote-tiny"
 SEED_MODS = {  # seed file → attribute holding the mod
@@ -28,6 +31,29 @@ SEED_MODS = {  # seed file → attribute holding the mod
     "tool_router": "route_tools",
     "flow_engine": "runtime_flow",
 }
+
+
+@pytest.fixture(scope="module", params=["inline", "process"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Every test here runs twice: mods inline, and mods in confined worker processes (issue 13:
+    the seeds' examples behave the same with isolation on)."""
+    log = tmp_path_factory.mktemp(f"serve-{request.param}") / "serve.log"
+    srv = start_server(log, "--max-batch", "16", "--mod-isolation", request.param)
+    yield srv
+    stop_process(srv.process)
+
+
+@pytest.fixture(scope="module")
+def openai_client(server: Server) -> Any:
+    import openai
+
+    return openai.OpenAI(base_url=server.v1, api_key="unused-in-dev-mode", max_retries=0, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def http(server: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.base_url, timeout=60) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")

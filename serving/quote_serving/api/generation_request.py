@@ -14,6 +14,7 @@ from quote_serving.api.schemas import ChatCompletionRequest, CompletionRequest
 from quote_serving.engine.sampling import SamplingParams
 from quote_serving.mods.registry_source import ModRejectedError
 from quote_serving.mods.store import ModVersion, UnknownModError
+from quote_serving.runtime.isolation import ModIsolationRefusedError
 from quote_serving.runtime.requests import GenerationRequest
 
 __all__ = ["build_chat_request", "build_completion_request", "resolve_model"]
@@ -35,6 +36,8 @@ def resolve_model(ctx: ServingContext, model: str, tenant: str | None = None) ->
         return ref, ctx.mods.resolve(ref.mod, ref.ref, tenant=tenant)
     except UnknownModError as exc:
         raise NotFoundError(str(exc), param="model", code="mod_not_found") from exc
+    except ModIsolationRefusedError as exc:
+        raise ForbiddenError(str(exc), param="model", code="mod_isolation_unavailable") from exc
     except ModRejectedError as exc:
         raise ForbiddenError(str(exc), param="model", code="mod_signature_rejected") from exc
     except RegistryClientError as exc:

@@ -1,7 +1,9 @@
 """Which replicas may take traffic: active `/readyz` checks plus passive outlier ejection.
 
     HealthChecker ─ every `interval_s` ─► GET <replica>/readyz for every URL in the route table
-        200 ─► ready            anything else, or no answer within `timeout_s` ─► not ready
+        200 ─► ready            any other answer, or the connection refused ─► not ready
+        no answer within `timeout_s` ─► not ready only after `slow_limit` such checks in a row
+        (a replica busy for a moment, or a loaded node, is not taken out by one late answer)
     ProxyApp ─ a replica dropped a request, refused a connection, or answered 5xx `outlier_5xx`
         times in a row ─► ReplicaSet.eject (skipped for `eject_s`)
 
@@ -32,9 +34,11 @@ def readyz_url(replica_url: str) -> str:
 
 
 class HealthChecker:
-    def __init__(self, table: RouteTable, replicas: ReplicaSet, *, interval_s: float, timeout_s: float) -> None:
+    def __init__(
+        self, table: RouteTable, replicas: ReplicaSet, *, interval_s: float, timeout_s: float, slow_limit: int = 3
+    ) -> None:
         self.table, self.replicas = table, replicas
-        self.interval_s, self.timeout_s = interval_s, timeout_s
+        self.interval_s, self.timeout_s, self.slow_limit = interval_s, timeout_s, slow_limit
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
 
@@ -42,8 +46,6 @@ class HealthChecker:
         return {url for route in self.table.routes for urls in route.endpoints.values() for url in urls}
 
     def start(self) -> None:
-        timeout = aiohttp.ClientTimeout(total=self.timeout_s)
-        self._session = aiohttp.ClientSession(timeout=timeout)
         self._task = asyncio.ensure_future(self._loop())
 
     async def stop(self) -> None:
@@ -65,12 +67,18 @@ class HealthChecker:
             await asyncio.sleep(self.interval_s)
 
     async def _check(self, url: str) -> None:
-        assert self._session is not None
+        if self._session is None:  # made on the running loop, at the first check
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_s))
         replica = self.replicas.get(url)
         try:
             async with self._session.get(readyz_url(url)) as response:
                 ready = response.status == 200
-        except (aiohttp.ClientError, asyncio.TimeoutError):
+            replica.slow_checks = 0
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            replica.slow_checks += 1
+            ready = replica.ready and replica.slow_checks < self.slow_limit
+        except aiohttp.ClientError:
+            replica.slow_checks = 0
             ready = False
         if ready != replica.ready:
             logger.warning("replica %s is %s", url, "ready" if ready else "NOT ready (no traffic until it is)")

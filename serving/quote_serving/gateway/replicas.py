@@ -24,6 +24,7 @@ class Replica:
     ready: bool = True  # the last /readyz check (health.py); never checked counts as ready
     checked_at: float = 0.0
     failures_in_a_row: int = 0  # 5xx answers and dropped requests since the last success
+    slow_checks: int = 0  # /readyz checks in a row that got no answer in time (health.py)
 
 
 class ReplicaSet:

@@ -79,6 +79,13 @@ class QuoteAppArgs(BaseModel):
         default=None, ge=1, description="requests Serve sends one engine replica at once; default max_batch"
     )
     mod_budget_ms: float = Field(default=2000.0, gt=0, description="time budget of one mod call, milliseconds")
+    mod_isolation: Literal["auto", "inline", "process"] = Field(
+        default="auto", description="where mods run: process (confined workers), inline, auto (process unless dev)"
+    )
+    mod_memory_mb: int = Field(default=2048, ge=256, description="address-space cap of one mod worker, MiB")
+    mod_isolation_weak: bool = Field(
+        default=False, description="run tenants' mods even when a confinement layer cannot be applied"
+    )
     stream_interval_s: float = Field(
         default=0.05, ge=0, description="at most one snapshot per request per interval crosses the Ray hop (coalesced)"
     )

@@ -35,7 +35,7 @@ from quote_serving.engine.embedded import EmbeddedBackend
 from quote_serving.models.loader import load_model
 from quote_serving.ray_serve.args import QuoteAppArgs
 from quote_serving.ray_serve.mod_refs import EngineMods
-from quote_serving.ray_serve.sources import mod_source_for
+from quote_serving.ray_serve.sources import isolation_for, mod_source_for
 from quote_serving.ray_serve.wire import EngineRequest, EngineUpdate, ModRef, to_generation_request
 from quote_serving.runtime.mod_runtime import ModRuntime, RuntimeSettings
 from quote_serving.runtime.requests import RequestHandle, Snapshot
@@ -58,7 +58,9 @@ class QuoteEngine:
         torch.set_num_threads(args.engine_threads)  # replicas sharing a node must not share cores
         self._runtime = engine_runtime(args)
         name = self._runtime.model_name
-        self._mods = EngineMods(mod_source_for(args, mod_store))
+        self._isolation = isolation_for(args, self._runtime.tokenizer, calls=True)
+        self._isolation.attach(self._runtime)
+        self._mods = EngineMods(mod_source_for(args, mod_store, self._isolation.loader))
         self._interval = args.stream_interval_s
         context = serve.get_replica_context()
         self.replica = f"{context.app_name}#{context.deployment}#{context.replica_tag}"
@@ -98,6 +100,9 @@ class QuoteEngine:
         runtime = getattr(self, "_runtime", None)  # absent when __init__ failed
         if runtime is not None:
             runtime.stop()
+        isolation = getattr(self, "_isolation", None)
+        if isolation is not None:
+            isolation.close()
 
     async def _mod(self, ref: ModRef | None) -> Mod | None:
         if ref is None:

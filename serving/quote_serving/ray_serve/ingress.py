@@ -29,7 +29,7 @@ from quote_serving.ray_serve.mod_refs import TrackedSource
 from quote_serving.ray_serve.model_info import load_model_info
 from quote_serving.ray_serve.remote_runtime import RemoteRuntime
 from quote_serving.ray_serve.replica_header import ReplicaHeader
-from quote_serving.ray_serve.sources import mod_source_for
+from quote_serving.ray_serve.sources import isolation_for, mod_source_for
 from quote_serving.settings import ServeSettings
 
 __all__ = ["QuoteIngress"]
@@ -46,7 +46,8 @@ class QuoteIngress:
     ) -> None:
         info = await asyncio.to_thread(load_model_info, args.model)
         name = args.served_model_name or info.model_id
-        mods = TrackedSource(mod_source_for(args, mod_store))
+        loader = isolation_for(args, None, calls=False).loader  # metadata only: bundles load in workers
+        mods = TrackedSource(mod_source_for(args, mod_store, loader))
         runtime = RemoteRuntime(engine, mods, model_name=name, vocab_size=info.vocab_size, tokenizer=info.tokenizer)
         settings = ServeSettings(
             model=args.model,

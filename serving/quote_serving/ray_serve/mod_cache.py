@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from quote_mod_sdk.errors import QuoteModError
@@ -27,8 +28,9 @@ class DigestMismatchError(QuoteModError):
 class ModCache:
     """Thread-safe LRU of digest → loaded `Mod` (loading runs the bundle's module code)."""
 
-    def __init__(self, capacity: int = 256) -> None:
+    def __init__(self, capacity: int = 256, loader: Callable[[dict[str, Any]], Mod] = load_mod) -> None:
         self.capacity = capacity
+        self._load = loader  # `ModIsolation.loader`: with isolated mods no bundle code runs here
         self._mods: OrderedDict[str, Mod] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -48,7 +50,7 @@ class ModCache:
         actual = bundle_digest(spec)
         if actual != digest:
             raise DigestMismatchError(f"mod bundle hashes to {actual}, not the requested {digest}; refusing to load it")
-        mod = load_mod(spec)
+        mod = self._load(spec)
         logger.info("loaded mod %s (%s)", mod.name, digest)
         return self.put(digest, mod)
 

@@ -8,22 +8,48 @@ deployment (development: unsigned bundles over `POST /v1/mods`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ray.serve.handle import DeploymentHandle
 
+from quote_mod_sdk.mod import Mod
+from quote_mod_sdk.serialize import load_mod
 from quote_serving.mods.source import ModSource
 from quote_serving.ray_serve.args import QuoteAppArgs
 from quote_serving.ray_serve.catalog import ModCatalog
+from quote_serving.ray_serve.mod_cache import ModCache
 from quote_serving.ray_serve.mod_store import StoreClient
+from quote_serving.runtime.isolation import ModIsolation, start_isolation
 from quote_serving.settings import ServeSettings
 
-__all__ = ["mod_source_for"]
+__all__ = ["dev_mode_of", "isolation_for", "mod_source_for"]
 
 
-def mod_source_for(args: QuoteAppArgs, store: DeploymentHandle[Any]) -> ModSource:
+def dev_mode_of(args: QuoteAppArgs) -> bool:
+    return args.dev_mode if args.dev_mode is not None else args.registry_url is None
+
+
+def isolation_for(args: QuoteAppArgs, tokenizer: Any, *, calls: bool) -> ModIsolation:
+    """The replica's mod isolation (`runtime/isolation.py`); `calls=False` on the ingress, which
+    loads bundles only for their metadata (in one-shot workers when isolated) and never calls a mod."""
+    return start_isolation(
+        args.mod_isolation,
+        dev_mode=dev_mode_of(args),
+        tokenizer=tokenizer,
+        budget_ms=args.mod_budget_ms,
+        memory_mb=args.mod_memory_mb,
+        weak_ok=args.mod_isolation_weak,
+        calls=calls,
+    )
+
+
+def mod_source_for(
+    args: QuoteAppArgs, store: DeploymentHandle[Any], loader: Callable[[dict[str, Any]], Mod] = load_mod
+) -> ModSource:
+    """`loader`: the replica's `ModIsolation.loader`, so no bundle code runs here when mods are isolated."""
     if args.registry_url is None:
-        return ModCatalog(StoreClient(store), alias_ttl_s=args.mod_alias_ttl_s)
+        return ModCatalog(StoreClient(store), ModCache(loader=loader), alias_ttl_s=args.mod_alias_ttl_s)
     from quote_serving.embedded import mod_source
 
-    return mod_source(ServeSettings(registry_url=args.registry_url, dev_mode=args.dev_mode))
+    return mod_source(ServeSettings(registry_url=args.registry_url, dev_mode=args.dev_mode), loader)

@@ -23,13 +23,14 @@ into an error); mod calls run under `ModBudget`. The runtime knows nothing about
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import contextlib
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -38,6 +39,7 @@ from quote_mod_sdk.generation import Generation, ModInvoker
 from quote_serving.engine.port import EngineBackend, EngineError
 from quote_serving.engine.sampling import SamplingParams, sample
 from quote_serving.runtime.budget import ModBudget
+from quote_serving.runtime.dispatch import StragglerPolicy, wait_for_step
 from quote_serving.runtime.observers import RuntimeObserver, notify
 from quote_serving.runtime.requests import RequestHandle, Snapshot
 from quote_serving.runtime.rows import BadRow, checked_row
@@ -53,6 +55,7 @@ class RuntimeSettings:
     max_batch: int = 32  # live requests sharing one forward; more wait in the queue
     mod_budget_ms: float = 2000.0  # per mod call; generous because the first call may compile a strategy
     idle_wait_s: float = 0.05
+    stragglers: StragglerPolicy = field(default_factory=StragglerPolicy)  # isolated mods: waiting for slow calls
 
 
 @dataclass
@@ -63,6 +66,10 @@ class _Live:
     generator: torch.Generator | None
     model: str
     added: bool = False
+    # Isolated mods: this request's mod call in flight on the call pool, and which phase it is.
+    call: cf.Future[Any] | None = None
+    phase: str = ""  # "plan" (ForwardPass) or "added" (Sampled/Added)
+    forwarded_ns: int = 0
 
 
 LiveRequest = _Live  # one admitted request, as the public lifecycle hands it to backends
@@ -102,6 +109,8 @@ class ModRuntime:
         self.invoker_for: Callable[[RequestHandle], ModInvoker] | None = None
         self.mod_pool: Any = None  # the `ModWorkerPool` behind invoker_for, if any (respawn metrics)
         self.steps = 0
+        self._calls: cf.ThreadPoolExecutor | None = None  # isolated mods: one thread per in-flight call
+        self._row_device: torch.device | None = None
 
     # ----- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -113,6 +122,8 @@ class ModRuntime:
         if self._thread.is_alive():
             self._thread.join(timeout=10)
         self.budget.close()
+        if self._calls is not None:
+            self._calls.shutdown(wait=False, cancel_futures=True)
 
     @property
     def healthy(self) -> bool:
@@ -243,6 +254,9 @@ class ModRuntime:
 
     def step(self) -> None:
         """One engine step of the whole batch on the `EngineBackend` (sync, forward, mods, sample)."""
+        if self.invoker_for is not None:
+            self._step_isolated()
+            return
         lives = [live for live in list(self._live.values()) if not self._drop_cancelled(live)]
         lives = [live for live in lives if self._sync(live)]
         if not lives:
@@ -255,7 +269,7 @@ class ModRuntime:
         plans = [(live, self._guarded(live, live.gen.forward_pass, logits[i])) for i, live in enumerate(lives)]
         to_sample = [(live, plan) for live, plan in plans if plan is not None and not live.gen.finished]
         if to_sample:
-            self._sample(to_sample, logits)
+            self._sample(to_sample, logits.shape[-1], logits.device)
         ended = time.time_ns()
         for live in lives:
             if self._live.get(live.gen.request_id) is not live:
@@ -294,23 +308,102 @@ class ModRuntime:
             return False
         return True
 
-    def _sample(self, batch: list[tuple[_Live, Any]], logits: torch.Tensor) -> None:
+    def _sample(self, batch: list[tuple[_Live, Any]], vocab: int, device: torch.device) -> None:
+        for live, token, logprob in self._sampled_tokens(batch, vocab, device):
+            self._guarded(live, live.gen.sampled, token, logprob)
+
+    def _sampled_tokens(
+        self, batch: list[tuple[_Live, Any]], vocab: int, device: torch.device
+    ) -> list[tuple[_Live, int, float]]:
+        """One batched sampling call over the plans' rows; a request with an unusable row fails alone."""
         rows, params, kept = [], [], []
         for live, plan in batch:
             try:  # a hostile row fails its own request, never the batch's sampling call
-                rows.append(checked_row(plan.logits, logits.shape[-1], logits.device))
+                rows.append(checked_row(plan.logits, vocab, device))
             except BadRow as exc:
                 self.fail(live, f"mod {_mod_name(live)!r} returned unusable logits: {exc}", "invalid_action")
                 continue
             temp = plan.temperature
             params.append(live.sampling if temp is None else _with_temperature(live.sampling, temp))
             kept.append((live, plan))
-        batch = kept
-        if not batch:
+        if not kept:
+            return []
+        result = sample(torch.stack(rows), params, [live.generator for live, _ in kept])
+        return [(live, token, logprob) for (live, _), token, logprob in zip(kept, result.tokens, result.logprobs)]
+
+    # ----- isolated mods: each phase's calls in parallel, stragglers sit out (runtime/dispatch.py)
+    def _step_isolated(self) -> None:
+        """One step when mods run in workers: harvest answers that came in, forward the requests
+        whose mods have answered, dispatch their ForwardPass calls together, sample what is
+        answered, dispatch the Sampled/Added calls together. A request whose call is still in
+        flight skips the forward; nothing here ever waits on one slow mod for long."""
+        if self._calls is None:
+            self._calls = cf.ThreadPoolExecutor(max(self.settings.max_batch, 1), thread_name_prefix="quote-mod-call")
+        lives = list(self._live.values())
+        to_sample: list[tuple[_Live, Any]] = []
+        for live in lives:
+            if live.call is not None and live.call.done():
+                self._harvest(live, to_sample)
+        idle = [live for live in lives if self._is_idle(live)]
+        idle = [live for live in idle if not self._drop_cancelled(live) and self._sync(live)]
+        if idle:
+            for live in idle:
+                live.gen.low_water = len(live.gen.output)
+            logits = self.backend.forward([live.gen.request_id for live in idle])
+            forwarded, self._row_device = time.time_ns(), logits.device
+            self.steps += 1
+            for i, live in enumerate(idle):
+                live.forwarded_ns = forwarded
+                self._dispatch(live, "plan", live.gen.forward_pass, logits[i])
+            self._wait_and_harvest(idle, to_sample)
+        elif not to_sample:  # every live request's mod is busy: wait for one answer (or a new request)
+            busy = [live.call for live in lives if live.call is not None]
+            if busy:
+                cf.wait(busy, timeout=self.settings.idle_wait_s, return_when=cf.FIRST_COMPLETED)
             return
-        result = sample(torch.stack(rows), params, [live.generator for live, _ in batch])
-        for (live, _), token, logprob in zip(batch, result.tokens, result.logprobs):
-            self._guarded(live, live.gen.sampled, token, logprob)
+        if not to_sample:
+            return
+        device = self._row_device or torch.device("cpu")
+        sampled = self._sampled_tokens(to_sample, self.backend.vocab_size, device)
+        for live, token, logprob in sampled:
+            self._dispatch(live, "added", live.gen.sampled, token, logprob)
+        self._wait_and_harvest([live for live, _, _ in sampled], to_sample)
+
+    def _is_idle(self, live: _Live) -> bool:
+        return live.call is None and self._live.get(live.gen.request_id) is live
+
+    def _dispatch(self, live: _Live, phase: str, call: Callable[..., Any], *args: Any) -> None:
+        assert self._calls is not None
+        live.phase, live.call = phase, self._calls.submit(call, *args)
+
+    def _wait_and_harvest(self, lives: list[_Live], to_sample: list[tuple[_Live, Any]]) -> None:
+        calls = [live.call for live in lives if live.call is not None]
+        wait_for_step(calls, self.settings.stragglers, self.settings.idle_wait_s)
+        for live in lives:
+            if live.call is not None and live.call.done():
+                self._harvest(live, to_sample)
+
+    def _harvest(self, live: _Live, to_sample: list[tuple[_Live, Any]]) -> None:
+        """Take one finished call: a ForwardPass plan joins `to_sample`; a finished Sampled/Added
+        call (or a plan that ends the request) ends the request's step."""
+        call, phase = live.call, live.phase
+        live.call = None
+        if call is None or self._live.get(live.gen.request_id) is not live:
+            return  # completed meanwhile (e.g. failed by the engine)
+        error = call.exception()
+        if error is not None:  # Generation turns mod failures into its own error; this is anything else
+            logger.warning("request %s failed inside its step", live.gen.request_id, exc_info=error)
+            self.fail(live, f"mod {_mod_name(live)!r} broke its request ({type(error).__name__})", "exception")
+            return
+        plan = call.result()
+        if phase == "plan" and plan is not None and not live.gen.finished:
+            to_sample.append((live, plan))
+            return
+        self.record_step(live, live.forwarded_ns, time.time_ns())
+        if live.gen.finished:
+            self.complete(live)
+        else:
+            live.handle.publish(self.snapshot(live))
 
     def _guarded(self, live: _Live, call: Callable[..., Any], *args: Any) -> Any:
         """Run one request's part of the step; whatever it raises fails that request only."""

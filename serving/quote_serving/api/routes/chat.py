@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,7 +22,9 @@ router = APIRouter(tags=["openai"])
 
 @router.post("/v1/chat/completions", response_model=None)
 async def create_chat_completion(body: ChatCompletionRequest, ctx: Ctx, request: Request) -> Any:
-    handle = submit(ctx, build_chat_request(ctx, body, tenant=getattr(request.state, "tenant", None)))
+    # Off the event loop: resolving a mod may ask the registry and load its bundle in a worker.
+    built = await asyncio.to_thread(build_chat_request, ctx, body, getattr(request.state, "tenant", None))
+    handle = submit(ctx, built)
     if body.stream:
         return await _stream(ctx, body, handle)
     snapshot = await run_to_end(handle, request)

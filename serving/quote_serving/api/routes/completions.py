@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -20,7 +21,9 @@ router = APIRouter(tags=["openai"])
 
 @router.post("/v1/completions", response_model=None)
 async def create_completion(body: CompletionRequest, ctx: Ctx, request: Request) -> Any:
-    handle = submit(ctx, build_completion_request(ctx, body, tenant=getattr(request.state, "tenant", None)))
+    # Off the event loop: resolving a mod may ask the registry and load its bundle in a worker.
+    built = await asyncio.to_thread(build_completion_request, ctx, body, getattr(request.state, "tenant", None))
+    handle = submit(ctx, built)
     echo = ctx.tokenizer.decode(handle.request.prompt_tokens) if body.echo else ""
     if not body.stream:
         snapshot = await run_to_end(handle, request)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter
@@ -20,7 +21,7 @@ def _entry(model_id: str, created: int, owned_by: str, **extra: Any) -> dict[str
 @router.get("/v1/models")
 async def list_models(ctx: Ctx) -> dict[str, Any]:
     data = [_entry(ctx.model_name, ctx.created, "quote", unsigned_mods_allowed=ctx.settings.dev_mode)]
-    for version in ctx.mods.latest():
+    for version in await asyncio.to_thread(ctx.mods.latest):  # may ask the registry and load bundles
         data.append(
             _entry(f"{ctx.model_name}/{version.name}", int(version.created), "quote", mod_version=version.version)
         )
@@ -29,7 +30,7 @@ async def list_models(ctx: Ctx) -> dict[str, Any]:
 
 @router.get("/v1/models/{model:path}")
 async def retrieve_model(model: str, ctx: Ctx) -> dict[str, Any]:
-    ref, _ = resolve_model(ctx, model)
+    ref, _ = await asyncio.to_thread(resolve_model, ctx, model)
     if ref.base not in ctx.served_models:
         raise NotFoundError(f"The model '{model}' does not exist", param="model", code="model_not_found")
     return _entry(model, ctx.created, "quote")
