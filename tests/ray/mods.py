@@ -23,3 +23,24 @@ def slow(event, actions):  # type: ignore[no-untyped-def]
     if isinstance(event, ForwardPass):
         time.sleep(0.04)
     return actions.noop()
+
+
+@mod(max_backtrack=0)
+def where(event, actions, tokenizer):  # type: ignore[no-untyped-def]
+    """Says what its process can see of the replica: Ray's and Quote's environment."""
+    if isinstance(event, Prefilled):
+        import os
+
+        seen = sorted(k for k in os.environ if k.startswith(("RAY", "QUOTE")))
+        return actions.force_output(tokenizer.encode(f" ENV {len(seen)}", add_special_tokens=False))
+    return actions.noop()
+
+
+@mod(max_backtrack=0)
+def vanish(event, actions):  # type: ignore[no-untyped-def]
+    """Ends whatever process runs it."""
+    if isinstance(event, ForwardPass):
+        import os
+
+        os._exit(0)
+    return actions.noop()
