@@ -15,13 +15,16 @@ from typing import Any
 from quote_mod_sdk.errors import InvalidActionError
 from quote_mod_sdk.events import Added, Finished, ForwardPass, Prefilled, Sampled
 
+# Actions are frozen but not slotted: the original SDK's actions are plain objects, and its users
+# print `action.__dict__` / `vars(action)` to see what a mod returned.
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True)
 class Noop:
     """Do nothing."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class AdjustPrefill:
     """Replace the prompt tokens before prefill; optionally change the step budget."""
 
@@ -29,7 +32,7 @@ class AdjustPrefill:
     max_steps: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class AdjustLogits:
     """Replace this step's logits row; `token_temp` overrides the temperature (0 = argmax)."""
 
@@ -37,14 +40,14 @@ class AdjustLogits:
     token_temp: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ForceTokens:
     """Append tokens as if sampled (one forward for all of them)."""
 
     tokens: list[int]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Backtrack:
     """Drop the last `n` output tokens (never the prompt), then force `reinject_tokens`."""
 
@@ -57,14 +60,14 @@ class Backtrack:
         return self.reinject_tokens
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ForceOutput:
     """End the request; its whole output is exactly `tokens`."""
 
     tokens: list[int]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ToolCalls:
     """End the request with OpenAI `tool_calls` (already normalised)."""
 
@@ -76,7 +79,7 @@ class ToolCalls:
         return self.calls
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class EmitError:
     """End the request with an error naming the mod."""
 

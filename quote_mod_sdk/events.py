@@ -74,6 +74,12 @@ class Added:
     forced: bool = False
     tokens_so_far_len: int = 0
 
+    def __post_init__(self) -> None:
+        # An older original SDK took (request_id, step, added_tokens, tokens_so_far_len, forced);
+        # its users' positional calls (`Added(rid, 2, toks, 3, False)`) are read that way.
+        if isinstance(self.tokens_so_far_len, bool) and not isinstance(self.forced, bool):
+            self.forced, self.tokens_so_far_len = self.tokens_so_far_len, int(self.forced)
+
     @property
     def tokens(self) -> list[int]:
         """The original SDK's name for `added_tokens`."""

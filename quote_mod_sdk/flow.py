@@ -7,7 +7,8 @@
 Each question runs as a `SelfPrompt`; when it is answered (and erased, per its `erase_mode`), the
 question's route decides what happens next: another question, a message forced into the output,
 a summary of the answers, a final output, a tool call, or nothing (the model carries on).
-Route choice, in order: `.on(answer, …)` match → `.branch(fn)` → `.then(…)` → `.otherwise(…)`.
+Route choice, in order: `.on(answer, …)` match → `.then(…)` → `.branch(fn)` → `.otherwise(…)`;
+a route may also be a callable of the request's state, called when it is taken.
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ import enum
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from quote_mod_sdk.actions import Action, ActionBuilder, Noop
 from quote_mod_sdk.errors import StrategyError
 from quote_mod_sdk.events import Added, Finished, ForwardPass, Prefilled
 from quote_mod_sdk.self_prompt import EraseMode, SelfPrompt
 from quote_mod_sdk.strategies.base import Strategy
-from quote_mod_sdk.strategies.strategy_constructor import ChoicesStrat
+from quote_mod_sdk.strategies.strategy_constructor import ChoicesStrat, StrategyConstructor
 
 __all__ = [
     "FlowDefinition",
@@ -34,6 +35,9 @@ __all__ = [
     "RequestState",
     "Route",
     "RouteKind",
+    "RouteSpec",
+    "RouteTarget",
+    "TState",
     "route_message",
     "route_noop",
     "route_output",
@@ -133,36 +137,63 @@ def route_noop() -> Route:
     return Route("noop")
 
 
+class _Unset(enum.Enum):
+    """`completion_text` not given (the default suffix applies); None or "" mean no suffix."""
+
+    UNSET = enum.auto()
+
+
+_UNSET = _Unset.UNSET
+DEFAULT_COMPLETION_TEXT = "\n"  # as in the original SDK: each answer ends its line
+
+
 class FlowQuestion:
-    """One question of a flow: a prompt, how its answer is constrained, and where each answer leads."""
+    """One question of a flow: a prompt, how its answer is constrained, and where each answer leads.
+
+    After the answer the suffix `completion_text` ("\\n" by default; `completion=` is our spelling,
+    a string or `{"suffix", "force"}`) is forced, unless the question erases everything
+    (`erase_mode="all"`) or its strategy is a `ListStrat` with its own `end_with`. Pass
+    `completion_text=""` (or None) for no suffix."""
 
     def __init__(
         self,
         name: str,
         prompt: str | Mapping[str, Any],
-        strategy: Strategy | None = None,
+        strategy: Strategy | StrategyConstructor | None = None,
         responses: Sequence[str] | None = None,
         erase_mode: EraseMode | str | None = EraseMode.NONE,
         completion: str | Mapping[str, Any] | None = None,
         *,
-        completion_text: str | None = None,
+        completion_text: str | _Unset | None = _UNSET,
     ) -> None:
         if (strategy is None) == (responses is None):
             raise StrategyError(f"FlowQuestion {name!r} needs exactly one of strategy= or responses=")
-        if completion_text is not None:  # the original SDK's spelling of the suffix
+        if not isinstance(completion_text, _Unset):  # the original SDK's spelling of the suffix
             if completion is not None:
                 raise StrategyError(f"FlowQuestion {name!r}: give the suffix once, completion or completion_text")
-            completion = completion_text
+            completion = completion_text or ""
+        elif completion is None:
+            completion = DEFAULT_COMPLETION_TEXT
         self.name = name
         self.strategy = strategy if strategy is not None else ChoicesStrat(list(responses or ()))
         self.erase_mode = EraseMode.coerce(erase_mode)
         self.self_prompt = SelfPrompt(prompt, self.strategy, completion=completion, erase=self.erase_mode)
-        self._on: dict[str, Route] = {}
-        self._branch: Callable[[Any, RequestState], Route | None] | None = None
-        self._then: Route | None = None
-        self._otherwise: Route | None = None
+        self._on: dict[str, RouteSpec] = {}
+        self._branches: list[Callable[[Any, Any], RouteSpec]] = []
+        self._then: RouteSpec | None = None
+        self._otherwise: RouteSpec | None = None
         self._assigns: list[str | Callable[..., None]] = []
         self._auto_answer: Callable[[RequestState], str | None] | None = None
+
+    @property
+    def prompt(self) -> str:
+        """The question's text (the original SDK's field)."""
+        return self.self_prompt.prompt_text
+
+    @property
+    def completion_text(self) -> str:
+        """The suffix forced after the answer ("" for none; the original SDK's field)."""
+        return self.self_prompt.suffix
 
     def with_auto_answer(self, fn: Callable[[RequestState], str | None]) -> FlowQuestion:
         """`fn(state)` runs when the flow reaches this question; a non-blank string it returns is
@@ -182,34 +213,35 @@ class FlowQuestion:
             state = RequestState("", answers=state)
         return self.route_for(answer, state.answers, state)
 
-    def on(self, answer: str, route: Route | FlowQuestion) -> FlowQuestion:
-        self._on[answer] = _as_route(route)
+    def on(self, answer: str, route: RouteSpec) -> FlowQuestion:
+        self._on[answer] = _as_spec(route)
         return self
 
-    def then(self, route: Route | FlowQuestion) -> FlowQuestion:
-        self._then = _as_route(route)
+    def then(self, route: RouteSpec) -> FlowQuestion:
+        self._then = _as_spec(route)
         return self
 
-    def otherwise(self, route: Route | FlowQuestion) -> FlowQuestion:
-        self._otherwise = _as_route(route)
+    def otherwise(self, route: RouteSpec) -> FlowQuestion:
+        self._otherwise = _as_spec(route)
         return self
 
     def assign(self, target: str | Callable[..., None]) -> FlowQuestion:
         """Store the answer under a variable name, or call `target(answer, vars)` to store it.
 
-        The original SDK's `target(state, answer)` is recognised by its first parameter's name
-        (`state`, `s`, `st`, `flow_state`, `request_state`) or a `…State` annotation. Each call
-        adds one assignment (they run in order)."""
+        The original SDK's `target(state, answer)` is recognised by its first parameter (named
+        `state`, `s`, `st`, `ctx`, … or annotated `…State`), and is the reading of any callable
+        whose names do not say `(answer, vars)`. Each call adds one assignment (run in order)."""
         self._assigns.append(target)
         return self
 
-    def branch(self, chooser: Callable[..., Route | FlowQuestion | None]) -> FlowQuestion:
+    def branch(self, chooser: Callable[..., RouteSpec]) -> FlowQuestion:
         """`chooser(answer, vars)`, or the original SDK's one-argument `chooser(state)` (its state
-        has `.answers`, our vars)."""
+        has `.answers`, our vars). Several branches are tried in order; None from one tries the
+        next."""
         if _n_positional(chooser) == 1:
-            self._branch = lambda answer, state: _as_route_or_none(chooser(state))
+            self._branches.append(lambda answer, state: chooser(state))
         else:
-            self._branch = lambda answer, state: _as_route_or_none(chooser(answer, state.answers))
+            self._branches.append(lambda answer, state: chooser(answer, state.answers))
         return self
 
     def record(self, answer: Any, variables: Vars, state: RequestState | None = None) -> None:
@@ -226,28 +258,36 @@ class FlowQuestion:
                 target(answer, variables)
 
     def route_for(self, answer: Any, variables: Vars, state: RequestState | None = None) -> Route:
-        """`.on` (exact match first, then case-insensitive) → `.then` → `.branch` → `.otherwise`."""
-        key = answer if isinstance(answer, str) else str(answer)
-        if key in self._on:
-            return self._on[key]
-        folded = [r for k, r in self._on.items() if k.casefold() == key.casefold()]
-        if folded:
-            return folded[0]
-        if self._then is not None:
-            return self._then
+        """`.on` (exact match first, then case-insensitive) → `.then` → `.branch` → `.otherwise`.
+
+        A route given as a callable (the original SDK's `RouteSpec`) is called with the request's
+        state when it is taken, until it gives a route, a question, a message string or None."""
         if state is None or state.answers is not variables:
             state = RequestState("", answers=variables)
-        chosen = self._branch(answer, state) if self._branch else None
-        return chosen or self._otherwise or route_noop()
+        key = answer if isinstance(answer, str) else str(answer)
+        folded = [r for k, r in self._on.items() if k.casefold() == key.casefold()]
+        spec = self._on[key] if key in self._on else folded[0] if folded else self._then
+        if spec is not None:
+            return _resolve(spec, state)
+        for chooser in self._branches:
+            route = _resolve_or_none(chooser(answer, state), state)
+            if route is not None:
+                return route
+        return _resolve(self._otherwise, state) if self._otherwise is not None else route_noop()
 
     def __repr__(self) -> str:
         return f"<FlowQuestion {self.name!r}>"
 
 
-_STATE_NAMES = frozenset({"state", "s", "st", "flow_state", "request_state"})
+_STATE_NAMES = frozenset({"state", "s", "st", "flow_state", "request_state", "ctx", "context"})
+_OUR_SECOND = frozenset({"vars", "variables", "answers", "v"})
+_ANSWER_FIRST = frozenset({"answer", "ans", "a", "value", "text", "choice"})
 
 
 def _takes_state_first(fn: Callable[..., Any]) -> bool:
+    """Whether an assignment is the original SDK's `fn(state, answer)` rather than our
+    `fn(answer, vars)`: by a state-like first parameter (name or `…State` annotation), else ours
+    when the names say so (`(answer, vars)`), else the original's order."""
     try:
         params = [p for p in inspect.signature(fn).parameters.values() if p.kind is not p.VAR_KEYWORD]
     except (TypeError, ValueError):
@@ -256,7 +296,11 @@ def _takes_state_first(fn: Callable[..., Any]) -> bool:
         return False
     first = params[0]
     annotation = first.annotation if isinstance(first.annotation, str) else getattr(first.annotation, "__name__", "")
-    return first.name in _STATE_NAMES or str(annotation).endswith("State")
+    if first.name in _STATE_NAMES or str(annotation).endswith("State"):
+        return True
+    if len(params) > 1 and params[1].name in _OUR_SECOND:
+        return False
+    return first.name not in _ANSWER_FIRST
 
 
 def _n_positional(fn: Callable[..., Any]) -> int:
@@ -268,12 +312,47 @@ def _n_positional(fn: Callable[..., Any]) -> int:
     return sum(1 for p in params if p.kind in kinds)
 
 
-def _as_route(value: Route | FlowQuestion) -> Route:
-    return route_question(value) if isinstance(value, FlowQuestion) else value
+RouteTarget = Any
+"""What a route resolves to (the original SDK's name): a `Route`, a `FlowQuestion`, a
+`FlowDefinition` (its root question), a message string, or None (nothing more)."""
+RouteSpec = Any
+"""A `RouteTarget`, or a callable of the request's state returning one (called when taken)."""
+TState = TypeVar("TState")
+"""The type of a flow's per-request state (the original SDK's type variable)."""
+
+_MAX_RESOLVE = 32  # callables returning callables: a cycle is a bug in the flow, not a route
 
 
-def _as_route_or_none(value: Route | FlowQuestion | None) -> Route | None:
-    return None if value is None else _as_route(value)
+def _is_target(value: Any) -> bool:
+    return isinstance(value, (Route, FlowQuestion, FlowDefinition, str)) or value is None
+
+
+def _as_spec(value: RouteSpec) -> RouteSpec:
+    if not (_is_target(value) or callable(value)):
+        raise StrategyError(f"a route must be a route, a question, a message, None or a callable, got {value!r}")
+    return value
+
+
+def _resolve_or_none(spec: RouteSpec, state: Any) -> Route | None:
+    for _ in range(_MAX_RESOLVE):
+        if _is_target(spec):
+            break
+        if not callable(spec):
+            raise StrategyError(f"a route resolved to {spec!r}, which is not a route, a question or a message")
+        spec = spec(state)
+    else:
+        raise StrategyError(f"route callables kept returning callables ({_MAX_RESOLVE} deep)")
+    if spec is None or isinstance(spec, Route):
+        return spec
+    if isinstance(spec, FlowQuestion):
+        return route_question(spec)
+    if isinstance(spec, FlowDefinition):
+        return route_question(spec.root)
+    return route_message(spec)
+
+
+def _resolve(spec: RouteSpec, state: Any) -> Route:
+    return _resolve_or_none(spec, state) or route_noop()
 
 
 @dataclass
@@ -306,16 +385,25 @@ class FlowDefinition:
 
     def all_questions(self) -> list[FlowQuestion]:
         """The questions reachable from `root` through `.on`/`.then`/`.otherwise` routes."""
-        seen: dict[int, FlowQuestion] = {}
-        stack = [self.root]
-        while stack:
-            q = stack.pop()
-            if id(q) in seen:
-                continue
-            seen[id(q)] = q
-            routes = [*q._on.values(), q._then, q._otherwise]
-            stack.extend(r.question for r in routes if r is not None and r.question is not None)
-        return list(seen.values())
+        return _reachable(self.root)
+
+
+def _reachable(root: FlowQuestion) -> list[FlowQuestion]:
+    seen: dict[int, FlowQuestion] = {}
+    stack = [root]
+    while stack:
+        q = stack.pop()
+        if id(q) in seen:
+            continue
+        seen[id(q)] = q
+        for spec in [*q._on.values(), q._then, q._otherwise]:  # callables resolve per request: skipped
+            if isinstance(spec, FlowQuestion):
+                stack.append(spec)
+            elif isinstance(spec, FlowDefinition):
+                stack.append(spec.root)
+            elif isinstance(spec, Route) and spec.question is not None:
+                stack.append(spec.question)
+    return list(seen.values())
 
 
 class FlowEngine:
@@ -362,6 +450,13 @@ class FlowEngine:
     def _states(self) -> dict[str, Any]:
         """Request id → state; the original SDK's attribute, which its test harnesses read."""
         return {rid: run.state for rid, run in self._runs.items()}
+
+    @property
+    def _constraints(self) -> dict[str, SelfPrompt]:
+        """Question name → its SelfPrompt; the original SDK's attribute, which its users' tests
+        inspect (`engine._constraints[name]._states[request_id].completed`)."""
+        questions = _reachable(self.entry_question) + [run.question for run in self._runs.values()]
+        return {q.name: q.self_prompt for q in questions}
 
     def state(self, request_id: str) -> RequestState | None:
         """The request's live flow state (`answers`, `data`, `current_question`)."""

@@ -63,7 +63,6 @@ __all__ = [
 ]
 
 ModInvoker = Callable[[Mod, ModEvent, ActionBuilder, Any], Action]
-MAX_ADDED_CHAIN = 32  # an Added handler that keeps forcing tokens is a bug, not a feature
 
 
 def call_mod(mod: Mod, event: ModEvent, actions: ActionBuilder, tokenizer: Any) -> Action:
@@ -311,39 +310,30 @@ class Generation:
             self._fail(action.message, kind="emit_error")
 
     def _append(self, tokens: list[int], *, forced: bool, logprob: float | None = None) -> None:
-        """Append tokens, fire Added, apply what it returns (chained), then check stop conditions.
+        """Append tokens, fire Added, apply what it returns, then check stop conditions.
 
-        Tokens an Added handler forces or reinjects are themselves announced by another Added
-        (forced=True) in the same step. The chain ends when the handler returns noop, when its
-        edit leaves the output unchanged (a fixed point, e.g. re-writing the same tail), or when
-        the output reaches max_tokens; a chain longer than MAX_ADDED_CHAIN fails the request.
+        As in the original engine, tokens an Added handler forces (or reinjects after a backtrack)
+        join the output in this same step without an Added of their own: the handler knows what
+        it forced, and the next event it sees is the next step's ForwardPass, whose logits follow
+        them. A handler that forces on every Added so adds one forced run per step, never a loop;
+        the engine still gets them as one extend with the next forward.
         """
-        for _ in range(MAX_ADDED_CHAIN):
-            if not self._check_tokens(tokens, "force_tokens" if forced else "sampling"):
-                return
-            self._record(tokens, forced=forced, logprob=logprob)
-            before = list(self.output)
-            action = self._call(
-                Added(self.request_id, self.step, list(tokens), forced, len(self.prompt) + len(self.output))
-            )
-            if isinstance(action, ForceTokens):
-                if len(self.output) >= self.params.max_tokens:
-                    break  # the token budget is spent: nothing more can be added
-                tokens, forced, logprob = action.tokens, True, None
-                continue
-            if isinstance(action, Backtrack):
-                self._backtrack(action.n)
-                reinject = action.reinject_tokens or []
-                if reinject and self.output + reinject != before:
-                    tokens, forced, logprob = reinject, True, None
-                    continue
-                # A fixed point: the edit rewrote the tail to what it was; record it, end the chain.
+        if not self._check_tokens(tokens, "force_tokens" if forced else "sampling"):
+            return
+        self._record(tokens, forced=forced, logprob=logprob)
+        action = self._call(
+            Added(self.request_id, self.step, list(tokens), forced, len(self.prompt) + len(self.output))
+        )
+        if isinstance(action, ForceTokens):
+            if self._check_tokens(action.tokens, "force_tokens"):
+                self._record(action.tokens, forced=True)
+        elif isinstance(action, Backtrack):
+            self._backtrack(action.n)
+            reinject = action.reinject_tokens or []
+            if self._check_tokens(reinject, "backtrack"):
                 self._record(reinject, forced=True)
-            elif not isinstance(action, Noop):
-                self._apply_terminal(action)
-            break
-        else:
-            self._fail(f"Added handler forced tokens {MAX_ADDED_CHAIN} times in a row in one step")
+        elif not isinstance(action, Noop):
+            self._apply_terminal(action)
         self._check_stop()
 
     def _backtrack(self, n: int) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import types
 from collections.abc import Callable
 from typing import Any, overload
 
@@ -76,6 +77,19 @@ class Mod:
 
     def __repr__(self) -> str:
         return f"<Mod {self.name!r} max_backtrack={self.max_backtrack}>"
+
+    # The original SDK's `@mod` returns a plain function, and loaders written for it find mods in
+    # a module with `inspect.isfunction(obj) and hasattr(obj, "__wrapped__")`. A Mod answers to
+    # that check (isinstance reads `__class__`), while `type(m)` and `isinstance(m, Mod)` stay
+    # true to what it is; `__code__` is the handler's, so `inspect.getfile(m)` works too.
+    @property  # type: ignore[misc]  # object.__class__ is settable; a Mod's is fixed
+    def __class__(self) -> type:
+        return types.FunctionType
+
+    @property
+    def __code__(self) -> types.CodeType:
+        code: types.CodeType = self.fn.__code__
+        return code
 
 
 @overload

@@ -6,7 +6,7 @@ masking and backtracking are all legal) and learning what happened from Added:
     prompt  → force the prompt text into the output
     answer  → mask logits with the strategy (or force its literals) until the answer is complete
     suffix  → force the completion suffix (e.g. "\\n"), if configured
-    erase   → backtrack over prompt (EraseMode.PROMPT, reinjecting answer + suffix) or everything (ALL)
+    erase   → backtrack over prompt (EraseMode.PROMPT, reinjecting the answer alone) or everything (ALL)
     done    → no-op; the model carries on
 """
 
@@ -21,14 +21,18 @@ from typing import Any
 
 import numpy as np
 
-from quote_mod_sdk.actions import Action, ActionBuilder
+from quote_mod_sdk.actions import Action, ActionBuilder, Backtrack, ForceTokens
 from quote_mod_sdk.errors import StrategyError
 from quote_mod_sdk.events import Added, Finished, ForwardPass, Prefilled
 from quote_mod_sdk.mod import Mod
 from quote_mod_sdk.strategies.base import Strategy, StrategyRun
+from quote_mod_sdk.strategies.custom import ProtocolRun, is_strategy_like, start_run
+from quote_mod_sdk.strategies.strategy_constructor import StrategyConstructor
 from quote_mod_sdk.tensor import to_numpy
 
 __all__ = ["EraseMode", "SelfPrompt", "self_prompt_mod"]
+
+_MAX_STRATEGY_BACKTRACKS = 3  # as in the original: a strategy that keeps backtracking is stopped
 
 
 class EraseMode(enum.Enum):
@@ -54,14 +58,31 @@ class EraseMode(enum.Enum):
 class _Run:
     """One request's progress through a SelfPrompt."""
 
-    strategy: StrategyRun
+    strategy: StrategyRun | ProtocolRun
     phase: str = "prompt"
     expect: list[int] | None = None  # tokens we forced and expect back in Added
     expect_kind: str = ""
     span: int = 0  # output tokens since the self-prompt began (what erasing removes)
     answer_tokens: list[int] = field(default_factory=list)
-    suffix_tokens: list[int] = field(default_factory=list)
     error: str | None = None
+    strategy_backtracks: int = 0  # backtracks a runtime-protocol strategy asked for
+
+    # The original SDK's names for this progress, read by its users' tests through `_states`.
+    @property
+    def compiled(self) -> StrategyRun | ProtocolRun:
+        return self.strategy
+
+    @property
+    def prompt_emitted(self) -> bool:
+        return self.phase != "prompt"
+
+    @property
+    def outstanding_forced(self) -> int:
+        return len(self.expect or ())
+
+    @property
+    def completed(self) -> bool:
+        return self.phase == "done"
 
 
 def _text_of(prompt: str | Mapping[str, Any]) -> str:
@@ -76,14 +97,16 @@ class SelfPrompt:
     def __init__(
         self,
         prompt: str | Mapping[str, Any] | None = None,
-        strategy: Strategy | None = None,
+        strategy: Strategy | StrategyConstructor | None = None,
         completion: str | Mapping[str, Any] | None = None,
         erase: EraseMode | str | None = EraseMode.NONE,
         argmax_sampling: bool = False,
         mask_value: float = float("-inf"),
         force_literals: bool = False,
     ) -> None:
-        if not isinstance(strategy, Strategy):
+        # Ours, or the original SDK's extension point: a StrategyConstructor or a runtime-protocol
+        # strategy (start/allowed_tokens/step/is_complete), run through strategies.custom.
+        if strategy is None or not is_strategy_like(strategy):
             raise StrategyError(f"SelfPrompt needs a strategy, got {strategy!r}")
         self.prompt_text = _text_of(prompt) if prompt is not None else ""
         self.strategy = strategy
@@ -146,18 +169,22 @@ class SelfPrompt:
         run.span += len(tokens)
         if run.expect is not None and event.forced and tokens == run.expect:
             kind, run.expect = run.expect_kind, None
-            if kind == "suffix":
-                run.suffix_tokens = tokens
             if kind != "answer":  # forced answer literals (tags, separators) feed the strategy below
                 return actions.noop()
         if run.phase == "answer":
             self._feed_answer(run, tokens)
+            return self._strategy_action(run, actions)
         return actions.noop()
 
     # ----- state queries ------------------------------------------------------------------------
+    @property
+    def _states(self) -> dict[str, _Run]:
+        """Request id → run; the original SDK's attribute, which its users' tests inspect."""
+        return self._runs
+
     def start(self, request_id: str, tokenizer: Any) -> _Run:
         """(Re)start this self-prompt for a request; flows call it to ask a question again."""
-        run = _Run(self.strategy.compile(tokenizer).start())
+        run = _Run(start_run(self.strategy, tokenizer))
         if not self.prompt_text:
             run.phase = "answer"
         self._runs[request_id] = run
@@ -213,8 +240,10 @@ class SelfPrompt:
         return self.handle_forward_pass(event, actions, tokenizer)
 
     def _after_answer(self) -> str:
-        # With EraseMode.ALL the suffix would be erased at once: backtrack right after the answer.
-        return "suffix" if self.force_suffix and self.erase is not EraseMode.ALL else "erase"
+        # As in the original SDK: with EraseMode.ALL the suffix would be erased at once, so the
+        # backtrack comes right after the answer; a list with its own `end_with` needs no suffix.
+        ends_itself = bool(getattr(self.strategy, "end_with", ""))
+        return "suffix" if self.force_suffix and self.erase is not EraseMode.ALL and not ends_itself else "erase"
 
     def _feed_answer(self, run: _Run, tokens: list[int]) -> None:
         run.answer_tokens.extend(tokens)
@@ -228,12 +257,29 @@ class SelfPrompt:
         except StrategyError as exc:
             run.error = str(exc)
 
+    def _strategy_action(self, run: _Run, actions: ActionBuilder) -> Action:
+        """What a runtime-protocol strategy's `step` asked for, returned from Added as the original
+        does; it may ask for at most 3 backtracks per run (then they are ignored, as there)."""
+        take = getattr(run.strategy, "take_action", None)
+        action = take() if callable(take) else None
+        if isinstance(action, Backtrack):
+            run.strategy_backtracks += 1
+            if run.strategy_backtracks > _MAX_STRATEGY_BACKTRACKS:
+                return actions.noop()
+            run.span += len(action.tokens or ()) - min(action.n, run.span)
+            return actions.backtrack(action.n, action.tokens or None)
+        if isinstance(action, ForceTokens) and action.tokens:
+            run.span += len(action.tokens)  # they get no Added of their own: count them here
+            return actions.force_tokens(action.tokens)
+        return actions.noop()
+
     def _erase(self, run: _Run, actions: ActionBuilder) -> Action:
         run.phase = "done"
         if self.erase is EraseMode.ALL:
             return actions.backtrack(run.span)
         if self.erase is EraseMode.PROMPT:
-            return actions.backtrack(run.span, run.answer_tokens + run.suffix_tokens)
+            # As in the original SDK: prompt, answer and suffix go; only the answer comes back.
+            return actions.backtrack(run.span, run.answer_tokens)
         return actions.noop()
 
     # ----- logits helpers ------------------------------------------------------------------------
@@ -280,7 +326,7 @@ class SelfPrompt:
         return tensor
 
 
-def _with_choices(spec: Strategy, values: list[str], idx: int | None) -> Strategy | None:
+def _with_choices(spec: object, values: list[str], idx: int | None) -> Strategy | None:
     """`spec` with new choices (see `SelfPrompt.refresh_responses`), or None when it has none."""
     from quote_mod_sdk.strategies.strategy_constructor import ChoicesStrat, ListStrat
 
@@ -303,7 +349,7 @@ def _with_choices(spec: Strategy, values: list[str], idx: int | None) -> Strateg
 
 def self_prompt_mod(
     prompt: str | Mapping[str, Any],
-    strategy: Strategy,
+    strategy: Strategy | StrategyConstructor,
     completion: str | Mapping[str, Any] | None = None,
     erase: EraseMode | str | None = EraseMode.NONE,
     *,

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["LogitsArray", "Tensor", "as_logits_row", "to_numpy"]
+__all__ = ["LogitsArray", "RowArray", "Tensor", "as_logits_row", "to_numpy"]
 
 
 class Tensor:
@@ -27,21 +27,45 @@ class Tensor:
         return to_numpy(value)
 
 
-class LogitsArray(np.ndarray):
+class RowArray(np.ndarray):
+    """A 1-D logits row (as SPEC has it) that also takes the original engine's (1, vocab)
+    indexing: its users write `logits[0, ids]` or `logits[:, ids]`, which address the same
+    entries of the one row. Any other key means what it means for a 1-D array."""
+
+    def _row_key(self, key: Any) -> Any:
+        if self.ndim != 1 or not isinstance(key, tuple) or len(key) != 2:
+            return key
+        lead = key[0]
+        if isinstance(lead, slice) and lead == slice(None):
+            return key[1]
+        if isinstance(lead, (int, np.integer)) and not isinstance(lead, bool) and lead in (0, -1):
+            return key[1]
+        return key
+
+    def __getitem__(self, key: Any) -> Any:
+        return super().__getitem__(self._row_key(key))
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        super().__setitem__(self._row_key(key), value)
+
+
+class LogitsArray(RowArray):
     """A numpy logits row that also answers the torch-style `.clone()` and `.to_numpy()`."""
 
     def clone(self) -> np.ndarray:
         return np.array(self, copy=True)
 
     def to_numpy(self) -> np.ndarray:
-        return np.array(self, copy=True)
+        return np.array(self, copy=True).view(RowArray)
 
 
 def to_numpy(value: Any) -> np.ndarray:
-    """A numpy copy of a torch tensor or array-like."""
+    """A numpy copy of a torch tensor or array-like (a `RowArray` when it is one row)."""
     if hasattr(value, "detach"):
-        return np.array(value.detach().float().cpu().numpy(), copy=True)
-    return np.array(value, copy=True)
+        out = np.array(value.detach().float().cpu().numpy(), copy=True)
+    else:
+        out = np.array(value, copy=True)
+    return out.view(RowArray) if out.ndim == 1 else out
 
 
 @functools.cache

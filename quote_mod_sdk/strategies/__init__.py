@@ -5,13 +5,12 @@ per tokenizer, via `token_index.TokenIndex`) -> `CompiledStrategy.start()` -> `S
 (`allowed_mask` / `forced_text` / `advance` / `rollback`, driven by SelfPrompt and flows).
 """
 
-from .base import CompiledStrategy, Strategy, StrategyError, StrategyRun
+from .base import CompiledStrategy, RuntimeState, Strategy, StrategyError, StrategyRun
 from .primitives import CharsMode, UntilEndType
 from .runtime import (
     CharsStrategy,
     ChoicesStrategy,
     ListStrategy,
-    RuntimeState,
     RuntimeStrategy,
     TokensStrategy,
     TrieNode,

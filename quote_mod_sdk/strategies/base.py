@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 State = Any
 
 
-class Strategy(ABC):
+class Strategy:
     """A description of the text to constrain generation to; hashable so compilation is cached."""
 
     def compile(self, tokenizer: Any) -> CompiledStrategy:
@@ -38,9 +38,16 @@ class Strategy(ABC):
         index = TokenIndex.of(tokenizer)
         return index.cached(("strategy", self), lambda: self._build(index))
 
-    @abstractmethod
     def _build(self, index: TokenIndex) -> CompiledStrategy:
-        """Do the per-vocabulary precomputation (called once per tokenizer)."""
+        """Do the per-vocabulary precomputation (called once per tokenizer).
+
+        Not abstract: the original SDK's users subclass `Strategy` to write runtime-protocol
+        strategies (`start`/`allowed_tokens`/`step`/…), which run through `custom.ProtocolRun`.
+        """
+        raise StrategyError(
+            f"{type(self).__name__} does not compile: implement _build, or the runtime protocol "
+            "(start/allowed_tokens/step/is_complete) and pass it to SelfPrompt or FlowQuestion"
+        )
 
     def into_strategy(self, tokenizer: Any) -> RuntimeStrategy:
         """The original SDK's runtime protocol (`start`/`allowed_tokens`/`step`/`is_complete`)."""
@@ -257,3 +264,45 @@ class StrategyRun:
 
     def __repr__(self) -> str:
         return f"<StrategyRun {self.compiled.strategy!r} text={self.text!r} complete={self.is_complete}>"
+
+
+RuntimeState = StrategyRun
+"""Opaque per-generation state of a runtime strategy (our `StrategyRun`; the original's users
+subclass it for their own strategies' state)."""
+
+
+# ----- the original SDK's helpers for writing runtime-protocol strategies -----------------------
+def require_token_ids(tokenizer: Any) -> set[int]:
+    """Every token id of `tokenizer`: its vocabulary's ids, else range(len(tokenizer))."""
+    get_vocab = getattr(tokenizer, "get_vocab", None)
+    vocab = get_vocab() if callable(get_vocab) else None
+    if isinstance(vocab, dict) and vocab:
+        return {int(v) for v in vocab.values()}
+    try:
+        return set(range(len(tokenizer)))
+    except TypeError as exc:
+        raise StrategyError("the tokenizer must expose get_vocab() or __len__()") from exc
+
+
+def tokenize_str(text: str | None, tokenizer: Any) -> list[int]:
+    """`text` as token ids, without special tokens ("" and None give [])."""
+    if not text:
+        return []
+    return [int(t) for t in tokenizer.encode(text, add_special_tokens=False)]
+
+
+def decode_token(tokenizer: Any, token_id: int) -> str:
+    """One token's text ("" when the tokenizer cannot say)."""
+    try:
+        return str(tokenizer.decode([int(token_id)], skip_special_tokens=True))
+    except TypeError:
+        return str(tokenizer.decode([int(token_id)]))
+
+
+def __getattr__(name: str) -> Any:
+    # TrieNode lives with the runtime classes, which import this module; resolved on first use.
+    if name == "TrieNode":
+        from .runtime import TrieNode
+
+        return TrieNode
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,11 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import CompiledStrategy, Strategy, StrategyError, StrategyRun
+from .base import CompiledStrategy, RuntimeState, Strategy, StrategyError
 from .primitives import CharsMode, UntilEndType
-
-RuntimeState = StrategyRun
-"""Opaque per-generation state of a runtime strategy (our `StrategyRun`)."""
 
 
 @dataclass

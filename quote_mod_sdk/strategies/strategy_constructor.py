@@ -16,10 +16,20 @@ import builtins
 import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 from .base import CompiledStrategy, Strategy
 from .primitives import CharsMode, UntilEndType
 from .token_index import TokenIndex
+
+
+@runtime_checkable
+class StrategyConstructor(Protocol):
+    """What `SelfPrompt` and `FlowQuestion` take as `strategy=` besides our strategies (which are
+    constructors too): `into_strategy(tokenizer)` builds a runtime-protocol strategy (the
+    original SDK's extension point; see `custom.py`)."""
+
+    def into_strategy(self, tokenizer: Any) -> Any: ...
 
 
 @dataclass(frozen=True, init=False)

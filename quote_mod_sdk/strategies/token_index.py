@@ -382,6 +382,12 @@ def _read_vocabulary(tokenizer: Any) -> tuple[list[bytes], set[int]]:
             out[i] = convert(piece)
         else:
             out[i] = _decode_one(tokenizer, i)
+    # Ids the vocabulary leaves out but `encode` still produces (toy tokenizers that map any other
+    # character to its code point, as the original SDK's tests do) are read by decoding them.
+    listed = set(vocab.values())
+    for i in range(size):
+        if i not in listed and i not in special:
+            out[i] = _decode_one(tokenizer, i)
     return out, special
 
 

@@ -95,7 +95,7 @@ def test_classifier_answers_a_choice_and_forces_the_suffix(tokenizer) -> None:  
 def test_flow_confirm_routes_yes_to_a_message(tokenizer) -> None:  # type: ignore[no-untyped-def]
     flow = load_seed("flow_confirm")
     result = scripted(tokenizer, " Proceed? (yes/no): yes").run(flow.flow_mod, "Hi", max_tokens=30)
-    assert result.text.startswith(" Proceed? (yes/no): yesOk!")
+    assert result.text.startswith(" Proceed? (yes/no): yes\nOk!")  # the question's default "\n" suffix
     assert [e for e in result.events if isinstance(e, Added) and e.forced][-1].added_tokens == enc(tokenizer, "Ok!")
 
 

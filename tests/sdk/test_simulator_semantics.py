@@ -194,7 +194,7 @@ def test_adjust_logits_with_zero_temperature_takes_the_argmax(tokenizer) -> None
     assert result.tokens == [123] * 4
 
 
-def test_added_chain_that_rewrites_the_same_tail_terminates(tokenizer) -> None:  # type: ignore[no-untyped-def]
+def test_an_added_handler_rewriting_the_same_tail_every_step_terminates(tokenizer) -> None:  # type: ignore[no-untyped-def]
     tail = enc(tokenizer, " again")
 
     @mod

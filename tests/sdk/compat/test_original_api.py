@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import linecache
 import sys
 import textwrap
@@ -25,6 +26,7 @@ from quote_mod_sdk import (
     ForceTokens,
     ForwardPass,
     InvalidActionError,
+    Mod,
     ModAction,
     Noop,
     Prefilled,
@@ -72,6 +74,26 @@ def test_mod_is_callable_the_original_way_with_event_and_tokenizer() -> None:
     assert seen == [tok]
     assert isinstance(m(Sampled("r", 1, 3)), Noop)  # mod_fn(event): tokenizer None
     assert seen[-1] is None
+
+
+def test_loaders_written_for_the_original_find_the_mod_as_a_wrapped_function(tmp_path: Path) -> None:
+    path = tmp_path / "added_force.py"
+    path.write_text(
+        "from quote_mod_sdk import mod, Added\n\n"
+        "def helper(x):\n    return x\n\n"
+        "@mod\ndef test_added_force(event, actions, tokenizer):\n"
+        "    if isinstance(event, Added) and not event.forced:\n"
+        "        return actions.force_tokens(tokenizer.encode(' world', add_special_tokens=False))\n"
+        "    return actions.noop()\n"
+    )
+    spec = importlib.util.spec_from_file_location("added_force", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    found = [o for _, o in inspect.getmembers(module) if inspect.isfunction(o) and hasattr(o, "__wrapped__")]
+    assert found == [module.test_added_force] and isinstance(found[0], Mod)
+    assert found[0](Added("r", 1, [104], False), Tok()) == ForceTokens(Tok().encode(" world"))
+    assert inspect.getfile(found[0]) == str(path) and type(found[0]) is Mod
 
 
 def test_two_argument_handler_and_create_mod() -> None:
@@ -125,6 +147,19 @@ def test_event_constructors_take_the_originals_arguments() -> None:
     assert positional.context_info == {"tokens": [1]} and positional.prefilled_text == ""
     added = Added("r", 2, [4, 5], True)
     assert added.tokens == [4, 5] == added.added_tokens and added.tokens_so_far_len == 0
+
+
+def test_added_in_the_older_argument_order_with_tokens_so_far_fourth() -> None:
+    sampled = Added("r", 2, [89], 3, False)
+    assert sampled.forced is False and sampled.tokens_so_far_len == 3
+    forced = Added("r", 1, [81, 58], 2, True)
+    assert forced.forced is True and forced.tokens_so_far_len == 2
+    assert Added("r", 1, [1], 1).forced == 1  # an int flag alone is still the flag
+
+
+def test_actions_show_their_fields_like_plain_objects() -> None:
+    assert vars(Backtrack(2)) == {"n": 2, "reinject_tokens": None}
+    assert ForceTokens([3]).__dict__ == {"tokens": [3]}
 
 
 def test_action_attributes_have_the_originals_names() -> None:
@@ -267,3 +302,29 @@ def test_code_without_retrievable_source_is_still_refused() -> None:
     exec(compile("def f(event, actions):\n    return actions.noop()\n", "<string>", "exec"), namespace)
     with pytest.raises(SerializationError):
         serialize_mod(mod(namespace["f"]))
+
+
+# ----- logits indexed the original engine's way ----------------------------------------------
+def test_logits_take_the_original_engines_row_indexing(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    from quote_mod_sdk.testing import RandomLogits, Simulator
+
+    banned = tokenizer.encode(" the", add_special_tokens=False)[0]
+    boosted = tokenizer.encode(" cat", add_special_tokens=False)[0]
+
+    @mod
+    def skill_style(event, actions, tokenizer):  # type: ignore[no-untyped-def]
+        if isinstance(event, ForwardPass):
+            from quote_mod_sdk.tensor import Tensor  # what a bundle's `max.driver` import gets
+
+            logits = event.logits.to_numpy().copy()
+            logits[0, banned] = float("-inf")  # the original's rows are (1, vocab)
+            logits[:, boosted] += 100.0
+            return actions.adjust_logits(Tensor.from_numpy(logits))
+        return actions.noop()
+
+    result = Simulator(tokenizer, RandomLogits()).run(skill_style, "Say hi.", max_tokens=3)
+    assert result.error is None and result.tokens == [boosted] * 3
+    from quote_mod_sdk.tensor import as_logits_row
+
+    row = as_logits_row(np.arange(4, dtype=np.float32))  # what a ForwardPass carries
+    assert row[0, 2] == 2.0 and row.to_numpy()[-1, 3] == 3.0 and row[0] == 0.0  # 1-D keys unchanged

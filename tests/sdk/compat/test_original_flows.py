@@ -83,7 +83,7 @@ def test_auto_answer_skips_asking_and_routes(tokenizer) -> None:  # type: ignore
     assert result.text == "hello ann"  # "name" was never asked: its auto-answer came from "hint"
     blank = FlowQuestion("q", " Q? ", responses=["x"]).with_auto_answer(lambda state: "  ")
     blank.then(route_message("!"))
-    assert run(tokenizer, FlowEngine(blank), " Q? x").text.startswith(" Q? x!")  # blank: asked as usual
+    assert run(tokenizer, FlowEngine(blank), " Q? x").text.startswith(" Q? x\n!")  # blank: asked as usual
 
 
 def test_engine_exposes_the_request_state(tokenizer) -> None:  # type: ignore[no-untyped-def]
@@ -137,10 +137,10 @@ def test_flow_definition_summary_and_state_factory(tokenizer) -> None:  # type: 
     flow = FlowDefinition("booking", colour, lambda state: f"[{type(state).__name__}: {state.answers['colour']}]")
     assert flow.all_questions() == [colour]
     engine = FlowEngine(colour, flows={"booking": flow}, state_factory=Booking)
-    assert run(tokenizer, engine, " Colour? red").text.startswith(" Colour? red[Booking: red]")
+    assert run(tokenizer, engine, " Colour? red").text.startswith(" Colour? red\n[Booking: red]")
     assert isinstance(Booking("r"), FlowState)
     outside = FlowQuestion("o", " O? ", responses=["x"]).then(route_summary())
-    assert run(tokenizer, FlowEngine(outside, flows={"booking": flow}), " O? x").text.startswith(" O? xo: x\n")
+    assert run(tokenizer, FlowEngine(outside, flows={"booking": flow}), " O? x").text.startswith(" O? x\no: x\n")
     from quote_mod_sdk.actions import ActionBuilder
     from quote_mod_sdk.events import Prefilled
 
@@ -170,3 +170,29 @@ def test_a_repeated_prefilled_keeps_the_flow_run() -> None:
     assert isinstance(send(ForwardPass("r", 2, np.zeros(128, dtype=np.float32))), AdjustLogits)
     send(Prefilled("r", 0, 9))  # a new request with the same id starts over
     assert isinstance(send(ForwardPass("r", 1, np.zeros(128, dtype=np.float32))), ForceTokens)
+
+
+def test_engine_constraints_and_their_per_request_states_can_be_inspected() -> None:
+    import numpy as np
+
+    from quote_mod_sdk.actions import ActionBuilder, ForceTokens
+    from quote_mod_sdk.events import Added, ForwardPass, Prefilled
+
+    from .test_original_strategies import CharTokenizer
+
+    tok = CharTokenizer()
+    q1 = FlowQuestion(name="q1", prompt="A:", strategy=ChoicesStrat(["x"]))
+    q2 = FlowQuestion(name="q2", prompt="B:", strategy=ChoicesStrat(["y"]))
+    q1.then(route_question(q2))
+    engine = FlowEngine(entry_question=q1)
+
+    def send(event: Any) -> Any:
+        return engine.handle_event(event, ActionBuilder(event), tok)
+
+    send(Prefilled(request_id="r", step=0, max_steps=9, context_info={}))
+    assert set(engine._constraints) == {"q1", "q2"}
+    assert isinstance(send(ForwardPass(request_id="r", step=1, logits=np.zeros(128, np.float32))), ForceTokens)
+    state = engine._constraints["q1"]._states["r"]
+    assert state.compiled is not None and state.prompt_emitted and state.outstanding_forced == 2
+    send(Added(request_id="r", step=1, added_tokens=tok.encode("A:"), forced=True))
+    assert state.outstanding_forced == 0 and not state.completed

@@ -114,7 +114,7 @@ def test_erase_all_backtracks_right_after_the_answer(suffix: str | None) -> None
     assert isinstance(forward(sp, "r", 4), Noop)
 
 
-def test_erase_prompt_still_forces_the_suffix_and_keeps_it() -> None:
+def test_erase_prompt_forces_the_suffix_then_erases_it_with_the_prompt() -> None:
     sp = SelfPrompt(prompt="Q:", strategy=ChoicesStrat(["Y"]), completion="\n", erase=EraseMode.PROMPT)
     forward(sp, "r", 1)
     added(sp, "r", 1, "Q:", True)
@@ -124,4 +124,5 @@ def test_erase_prompt_still_forces_the_suffix_and_keeps_it() -> None:
     assert isinstance(action, ForceTokens) and action.tokens == TOK.encode("\n")
     added(sp, "r", 3, "\n", True)
     action = forward(sp, "r", 4)
-    assert isinstance(action, Backtrack) and action.n == 4 and action.reinject_tokens == TOK.encode("Y\n")
+    assert isinstance(action, Backtrack) and action.n == 4  # Q : Y and the suffix
+    assert action.tokens == TOK.encode("Y")  # the answer alone comes back

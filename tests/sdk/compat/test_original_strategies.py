@@ -188,3 +188,24 @@ def test_our_spellings_and_values_stay_the_same() -> None:
     run = SeqStrat(("<", colour, ">")).compile(TOK).start()
     run.advance(TOK.encode("<red>"))
     assert run.is_complete and run.answer == "red"
+
+
+class LooseTokenizer(CharTokenizer):
+    """Like the original's test tokenizer: `get_vocab` lists some characters, and `encode` maps any
+    other character to its code point all the same."""
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        return [ord(ch) for ch in text]
+
+
+def test_characters_missing_from_get_vocab_are_spelled_by_their_encode_ids() -> None:
+    tok = LooseTokenizer("abcxyz")
+    until = UntilStrat("<a>", UntilEndType.TAG, "</a>").into_strategy(tok)
+    state = until.start(tok)
+    assert until.allowed_tokens(state, tok) == {ord("<")}
+    for ch in "<a>xyz</a>":
+        until.step(state, ord(ch), tok)
+    assert until.is_complete(state)
+    listed = ListStrat(elements=[ChoicesStrat(["x"])], open="<<", close=">").into_strategy(tok)
+    state = listed.start(tok)
+    assert listed.allowed_tokens(state, tok) == {ord("<")}
