@@ -145,7 +145,8 @@ def _aborted(platform: Platform, mod: str) -> float:
 def test_a_client_that_leaves_mid_stream_stops_the_generation(gateway: Gateway, platform: Platform) -> None:
     body = {"model": "tiny-a/crawl", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 200, "stream": True}
     before = _aborted(platform, "crawl")
-    with httpx.stream("POST", gateway.v1 + "/chat/completions", json=body, headers=_bearer(platform)) as r:
+    # (a generous timeout: the tenant's first call of a mod may start and load its worker first)
+    with httpx.stream("POST", gateway.v1 + "/chat/completions", json=body, headers=_bearer(platform), timeout=60) as r:
         assert r.status_code == 200
         next(r.iter_lines())  # then leave: 200 tokens at 50 ms each would take 10 s
     deadline = time.monotonic() + 5

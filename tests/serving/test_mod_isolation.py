@@ -157,7 +157,9 @@ def _text(client: Any, mod: str) -> str:
 
 def test_start_log_names_the_mode_and_each_confinement_layer(isolated: Server) -> None:
     text = Path(isolated.log).read_text()
-    assert "mod workers: landlock not applied" in text  # a layer this host lacks is named (at warning)
+    # Applied layers are logged at info; one this host lacks would be named here, at warning.
+    # Every layer applies on this host (Landlock ABI 7 included): tests/serving/test_mod_workers.py.
+    assert "not applied" not in text and "unavailable" not in text
     with httpx.Client(base_url=isolated.base_url) as http:
         assert http.get("/readyz").status_code == 200
 

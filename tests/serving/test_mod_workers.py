@@ -13,7 +13,9 @@ import pytest
 from quote_mod_sdk import events as ev
 from quote_mod_sdk.conversation import conversation_scope
 from quote_mod_sdk.errors import InvalidActionError
-from quote_serving.runtime.mod_pool import ModWorkerPool, RemoteMod, _action
+from quote_serving.runtime.mod_answers import decode_action, returned_row
+from quote_serving.runtime.mod_pool import ModWorkerPool, RemoteMod
+from quote_serving.runtime.mod_slots import RowSlots
 
 SNOOP = """
 import gc
@@ -51,10 +53,11 @@ def snoop(pool: ModWorkerPool) -> RemoteMod:
 
 
 def test_every_layer_is_applied_or_named(pool: ModWorkerPool) -> None:
-    assert set(pool.layers) == {"rlimits", "no_new_privs", "seccomp", "landlock"}
+    assert set(pool.layers) == {"priority", "rlimits", "no_new_privs", "landlock", "seccomp"}
     assert pool.layers["rlimits"] == "applied" and pool.layers["no_new_privs"] == "applied"
     assert pool.layers["seccomp"] == "applied"  # libseccomp2 is on the image
-    assert pool.layers["landlock"].startswith("not applied")
+    assert pool.layers["landlock"] == "applied"  # this kernel offers Landlock (ABI 7)
+    assert pool.layers["priority"] == "applied"
 
 
 def test_a_loaded_mod_keeps_its_metadata_and_no_code_here(pool: ModWorkerPool, snoop: RemoteMod) -> None:
@@ -85,8 +88,27 @@ def test_hostile_answers_are_refused() -> None:
         ({"action": "adjust_logits", "logits": True}, b"\x00\x00\x00"),
         ({"action": "__import__"}, b""),
     ]
+    slots = RowSlots.create(16)
+
+    def decode(answer: dict[str, Any], blob: bytes) -> Any:
+        logits = returned_row(answer, blob, slots, 4) if answer.get("action") == "adjust_logits" else None
+        return decode_action(forward, answer, logits)
+
     for answer, blob in hostile:
         with pytest.raises(InvalidActionError):
-            _action(forward, answer, blob)
-    row = _action(forward, {"action": "adjust_logits", "logits": True}, np.ones(4, np.float32).tobytes())
-    assert np.array_equal(row.logits, np.ones(4, np.float32))  # type: ignore[union-attr]
+            decode(answer, blob)
+    wrong_rows: list[tuple[dict[str, Any], bytes]] = [
+        ({"action": "adjust_logits", "logits": True}, np.ones(5, np.float32).tobytes()),  # the wrong size
+        ({"action": "adjust_logits", "logits": "slot", "n": 5}, b""),
+        ({"action": "adjust_logits", "logits": "slot", "n": 1 << 40}, b""),  # never a read past the slot
+        ({"action": "adjust_logits", "logits": "slot", "n": "4"}, b""),
+    ]
+    for answer, blob in wrong_rows:
+        with pytest.raises(InvalidActionError):
+            decode(answer, blob)
+    row = decode({"action": "adjust_logits", "logits": True}, np.ones(4, np.float32).tobytes())
+    assert np.array_equal(row.logits, np.ones(4, np.float32))
+    slots.put_output(np.full(4, 2.0, np.float32))
+    row = decode({"action": "adjust_logits", "logits": "slot", "n": 4}, b"")
+    assert np.array_equal(row.logits, np.full(4, 2.0, np.float32))
+    slots.close()

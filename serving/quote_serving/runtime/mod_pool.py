@@ -1,41 +1,39 @@
-"""Out-of-process mods (`mod_isolation=process`): one confined worker process per tenant.
+"""Out-of-process mods (`mod_isolation=process`): confined worker processes, per tenant.
 
 The engine keeps each request's `Generation`; its mod invoker (`ModWorkerPool.invoker(tenant)`)
-sends every event to the tenant's worker (`runtime/mod_worker.py`) and waits at most the per-call
-budget for the action:
+sends every event to one worker of the request's tenant and waits at most the per-call budget:
 
-    Generation._call ─► invoker ─frame─► worker stdin │ mod(event) │ worker stdout ─frame─► action
-                                                                       (re-validated here)
+    Generation._call (any thread) ─► invoker ─► route: request → its worker (affinity)
+        ─► worker.lock ─► frame (+ row in shared memory) ─► worker ─► answer ─► action (re-validated)
 
-- Workers start from a clean interpreter (`python -I`, never fork) with a scrubbed environment (no
-  QUOTE_* secrets), confine themselves before loading any mod, and load bundles from source.
-- A call that misses its budget: the worker is SIGKILLed and the request fails naming the mod
-  (`timeout`); a worker that exits, is killed or runs out of memory fails the request whose call
-  it was serving; the next call starts a fresh worker (`respawns` counts them).
-- Answers are untrusted: JSON + raw float32 bytes, sizes capped, every action rebuilt through the
-  SDK's `ActionBuilder` and `validate_action` (the validity table), rows checked later by
-  `checked_row` like any other.
+- Tenants: each has up to `workers_per_tenant` workers of its own; a worker never serves two
+  tenants. A new request goes to its tenant's least-loaded worker (another is started while
+  under the cap and a warm spare is ready); all of a request's calls go to that worker, where its
+  per-request mod state lives. Calls of different workers run in parallel: the pool's `_lock`
+  guards only bookkeeping and is never held during an exchange or a spawn.
+- Spare: one clean worker (no bundle loaded) is started ahead of need in the background and
+  handed to the next tenant (or one-shot loader) that needs a process, then replaced.
+- Failures: a call that misses its budget kills its worker (`timeout`); a worker that exits, is
+  killed or breaks the protocol is dropped (`died`, `protocol`). The failing call's request fails
+  naming its mod; the worker's other requests fail at their next call, naming theirs.
+- CPU: a monitor thread and every call sample workers' CPU (`mod_cpu`): a worker that burns CPU
+  while no call is in flight is killed (`idle_cpu`); one nearing its RLIMIT_CPU gets no new
+  requests and is retired once its requests are done (`recycled`), instead of being killed by
+  the kernel mid-call. Every drop is counted (`restarts`, `on_restart` → Prometheus).
 - Bundles are loaded for their metadata (name, max_backtrack) in a one-shot worker, so no mod's
   module code ever runs in the engine process or beside another tenant's bundles.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
+import collections
 import logging
 import os
-import select
-import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
-
-import numpy as np
 
 from quote_mod_sdk import actions as act
 from quote_mod_sdk import events as ev
@@ -43,17 +41,16 @@ from quote_mod_sdk.conversation import _ACTIVE, _SCHEMAS
 from quote_mod_sdk.errors import InvalidActionError, ModFailedError, SerializationError
 from quote_mod_sdk.mod import Mod
 from quote_mod_sdk.serialize import bundle_digest, validate_bundle
-from quote_serving.runtime.mod_protocol import ProtocolError, decode_header, encode_frame, split_prefix
+from quote_serving.runtime.mod_answers import decode_action, event_header, returned_row, row_bytes, row_length
+from quote_serving.runtime.mod_process import SpawnSpec, WorkerDied, WorkerProcess
+from quote_serving.runtime.mod_slots import DEFAULT_CAPACITY
 
-__all__ = ["ModWorkerPool", "RemoteMod", "WorkerDied"]
+__all__ = ["RESTART_REASONS", "ModWorkerPool", "RemoteMod", "WorkerDied"]
 
 logger = logging.getLogger(__name__)
 
-_KEEP_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
-
-
-class WorkerDied(RuntimeError):
-    """The worker exited, was killed, or broke the protocol."""
+RESTART_REASONS = ("timeout", "died", "idle_cpu", "recycled", "protocol")
+_LOST_KEPT = 4096  # requests remembered as failed by their worker's end, until their Finished
 
 
 def _refuse(*_: Any) -> Any:
@@ -70,95 +67,23 @@ class RemoteMod(Mod):
 
 
 class _Worker:
-    """One worker process and its pipes; calls are serialised by `lock`."""
+    """A tenant's worker process and the pool's bookkeeping about it (guarded by the pool lock)."""
 
-    def __init__(self, pool: ModWorkerPool, key: str) -> None:
+    def __init__(self, proc: WorkerProcess, key: str) -> None:
+        self.proc = proc
         self.key = key
-        self.lock = threading.Lock()
-        self.loaded: set[str] = set()
-        self.requests: set[str] = set()
-        config = {"tokenizer_dir": pool.tokenizer_dir, "memory_mb": pool.memory_mb, "cpu_s": pool.cpu_s}
-        env = {k: os.environ[k] for k in _KEEP_ENV if k in os.environ}
-        env.update({"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HOME": pool.home})
-        self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-m", "quote_serving.runtime.mod_worker", json.dumps(config)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-            cwd=pool.home,
-            close_fds=True,
-            start_new_session=True,  # a signal to the engine's group never reaches it, nor its to ours
-        )
-        self.out_fd = self.proc.stdout.fileno()  # type: ignore[union-attr]  # pipes: Popen opened with PIPE
-        try:
-            ready, _ = self.receive(time.monotonic() + pool.start_timeout_s)
-        except BaseException:  # a worker that cannot start is never left behind
-            self.kill()
-            raise
-        self.layers: dict[str, str] = dict(ready.get("layers") or {})
+        self.loaded: dict[str, str] = {}  # bundle digest → mod name
+        self.requests: set[str] = set()  # live requests bound here (affinity)
+        self.introduced: set[str] = set()  # requests whose conversation the worker has
+        self.retiring = False  # near its CPU limit: no new requests
+        self.gone: str | None = None  # why it was dropped, for its requests' errors
 
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=5)
-        for stream in (self.proc.stdin, self.proc.stdout):
-            try:
-                if stream is not None:
-                    stream.close()
-            except OSError:
-                pass
-
-    def exchange(self, header: dict[str, Any], blob: bytes, deadline: float) -> tuple[dict[str, Any], bytes]:
-        try:
-            # (type: ignore below: pipes: Popen opened with PIPE)
-            self.proc.stdin.write(encode_frame(header, blob))  # type: ignore[union-attr]
-            self.proc.stdin.flush()  # type: ignore[union-attr]  # pipes: Popen opened with PIPE
-        except (BrokenPipeError, OSError, ValueError) as exc:
-            raise WorkerDied(self.death()) from exc
-        return self.receive(deadline)
-
-    def receive(self, deadline: float) -> tuple[dict[str, Any], bytes]:
-        try:
-            header_len, blob_len = split_prefix(self._read(8, deadline))
-            header = decode_header(self._read(header_len, deadline))
-            blob = self._read(blob_len, deadline) if blob_len else b""
-        except ProtocolError as exc:
-            self.kill()
-            raise WorkerDied(f"its worker broke the protocol ({exc})") from None
-        return header, blob
-
-    def _read(self, n: int, deadline: float) -> bytes:
-        parts: list[bytes] = []
-        while n > 0:
-            left = deadline - time.monotonic()
-            ready = select.select([self.out_fd], [], [], max(left, 0))[0] if left > 0 else []
-            if not ready:
-                raise TimeoutError
-            chunk = os.read(self.out_fd, min(n, 1 << 20))
-            if not chunk:
-                raise WorkerDied(self.death())
-            parts.append(chunk)
-            n -= len(chunk)
-        return b"".join(parts)
-
-    def death(self) -> str:
-        try:
-            code = self.proc.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            code = self.proc.returncode
-        if code is not None and code < 0:
-            name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
-            return f"its worker was killed by {name}"
-        return f"its worker exited with status {code}"
+    def names(self) -> str:
+        return ", ".join(sorted(repr(n) for n in set(self.loaded.values()))) or "none loaded"
 
 
 class ModWorkerPool:
-    """Per-tenant mod workers; `invoker(tenant)` is a `ModInvoker` for `Generation`."""
+    """Per-tenant mod workers; `invoker(tenant)` is a thread-safe `ModInvoker` for `Generation`."""
 
     def __init__(
         self,
@@ -169,76 +94,253 @@ class ModWorkerPool:
         cpu_s: int = 3600,
         start_timeout_s: float = 60.0,
         load_timeout_s: float = 30.0,
+        workers_per_tenant: int = 2,
+        recycle_cpu_s: float | None = None,
+        idle_cpu_s: float = 0.5,
+        monitor_interval_s: float = 0.5,
+        row_capacity: int = DEFAULT_CAPACITY,
+        on_restart: Callable[[str], None] | None = None,
     ) -> None:
         self.budget_s = budget_ms / 1000
-        self.memory_mb = memory_mb
-        self.cpu_s = cpu_s
-        self.start_timeout_s = start_timeout_s
         self.load_timeout_s = load_timeout_s
+        self.workers_per_tenant = max(1, workers_per_tenant)
+        self.recycle_cpu_s = recycle_cpu_s if recycle_cpu_s is not None else 0.9 * cpu_s
+        self.on_restart = on_restart  # called with a reason of RESTART_REASONS (e.g. a Prometheus counter)
         self._tmp = tempfile.TemporaryDirectory(prefix="quote-mod-workers-")
         self.home = self._tmp.name
-        self.tokenizer_dir: str | None = None
+        tokenizer_dir: str | None = None
         if tokenizer is not None and hasattr(tokenizer, "save_pretrained"):
-            self.tokenizer_dir = os.path.join(self.home, "tokenizer")
-            tokenizer.save_pretrained(self.tokenizer_dir)
-        self._workers: dict[str, _Worker] = {}
+            tokenizer_dir = os.path.join(self.home, "tokenizer")
+            tokenizer.save_pretrained(tokenizer_dir)
+        self.spec = SpawnSpec(self.home, tokenizer_dir, memory_mb, cpu_s, start_timeout_s, row_capacity, idle_cpu_s)
         self._lock = threading.Lock()
-        self.respawns = 0
+        self._changed = threading.Condition(self._lock)  # workers started, spare ready, workers dropped
+        self._groups: dict[str, list[_Worker]] = {}
+        self._starting: collections.Counter[str] = collections.Counter()
+        self._affinity: dict[tuple[str, str], _Worker] = {}
+        self._lost: collections.OrderedDict[tuple[str, str], str] = collections.OrderedDict()
+        self._spare: WorkerProcess | None = None
+        self._births: set[WorkerProcess] = set()  # spawned, not ready yet
+        self._refilling = False
+        self._spare_claimed = False  # a caller waits for the spare being started
+        self._closed = threading.Event()
+        self.restarts: collections.Counter[str] = collections.Counter()
         self.layers: dict[str, str] = {}
+        self._monitor = threading.Thread(
+            target=self._watch, args=(monitor_interval_s,), name="quote-mod-monitor", daemon=True
+        )
+        self._monitor.start()
+
+    @property
+    def respawns(self) -> int:
+        """Workers dropped (and so replaced on demand), for every reason."""
+        return sum(self.restarts.values())
 
     # ----- lifecycle -------------------------------------------------------------------------
     def start(self) -> dict[str, str]:
-        """Start one worker now (fails fast on a broken host) and log its confinement layers."""
-        worker = self._worker("")
-        self.layers = worker.layers
-        for layer, state in worker.layers.items():
+        """Start the first worker now (fails fast on a broken host), keep it as the warm spare,
+        and log its confinement layers."""
+        proc = self._spawn()
+        self.layers = proc.layers
+        with self._lock:
+            self._spare, stale = proc, self._spare
+        if stale is not None:
+            stale.kill()
+        for layer, state in proc.layers.items():
             (logger.info if state == "applied" else logger.warning)("mod workers: %s %s", layer, state)
-        return worker.layers
+        return proc.layers
 
     def close(self) -> None:
+        self._closed.set()
         with self._lock:
-            workers, self._workers = list(self._workers.values()), {}
-        for worker in workers:
-            worker.kill()
+            procs = [w.proc for group in self._groups.values() for w in group] + list(self._births)
+            if self._spare is not None:
+                procs.append(self._spare)
+            self._groups, self._affinity, self._spare = {}, {}, None
+            self._changed.notify_all()
+        for proc in procs:
+            proc.kill()
         self._tmp.cleanup()
 
-    def _worker(self, key: str) -> _Worker:
+    def wait_for_spare(self, timeout_s: float) -> bool:
+        """Block until a warm spare is ready (tests, warm-up); True if one is."""
+        deadline = time.monotonic() + timeout_s
         with self._lock:
-            worker = self._workers.get(key)
-            if worker is not None and worker.alive():
-                return worker
-            if worker is not None:
-                self.respawns += 1
-            worker = _Worker(self, key)
-            self._workers[key] = worker
-            return worker
+            self._refill_locked()
+            while self._spare is None and not self._closed.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._changed.wait(left):
+                    break
+            return self._spare is not None
 
-    def _drop(self, worker: _Worker) -> None:
-        worker.kill()
+    # ----- processes: the spare, fresh ones, dropped ones ----------------------------------------
+    def _fresh_process(self) -> WorkerProcess:
+        """A clean process: the spare if one is ready, or the one starting if nobody else waits
+        for it (a new spare is then started); otherwise a spawn of its own, in parallel."""
+        deadline = time.monotonic() + self.spec.start_timeout_s
         with self._lock:
-            if self._workers.get(worker.key) is worker:
-                del self._workers[worker.key]
-                self.respawns += 1
+            if self._spare is None and self._refilling and not self._spare_claimed:
+                self._spare_claimed = True
+                try:
+                    while self._spare is None and self._refilling and not self._closed.is_set():
+                        left = deadline - time.monotonic()
+                        if left <= 0 or not self._changed.wait(left):
+                            break
+                finally:
+                    self._spare_claimed = False
+            proc, self._spare = self._spare, None
+            self._refill_locked()
+        if proc is not None and proc.alive():
+            return proc
+        if proc is not None:
+            proc.kill()
+        return self._spawn()
+
+    def _spawn(self) -> WorkerProcess:
+        """A new worker, ready; one still starting when the pool closes is killed by `close`."""
+        proc = WorkerProcess(self.spec)
+        with self._lock:
+            if self._closed.is_set():
+                proc.kill()
+                raise WorkerDied("the mod worker pool is closed")
+            self._births.add(proc)
+        try:
+            return proc.wait_ready()
+        finally:
+            with self._lock:
+                self._births.discard(proc)
+
+    def _refill_locked(self) -> None:
+        if self._spare is None and not self._refilling and not self._closed.is_set():
+            self._refilling = True
+            threading.Thread(target=self._refill, name="quote-mod-spare", daemon=True).start()
+
+    def _refill(self) -> None:
+        proc: WorkerProcess | None = None
+        try:
+            proc = self._spawn()
+        except Exception:
+            if not self._closed.is_set():
+                logger.warning("mod workers: the spare worker could not start", exc_info=True)
+        with self._lock:
+            self._refilling = False
+            if proc is not None and not self._closed.is_set() and self._spare is None:
+                self._spare, proc = proc, None
+            self._changed.notify_all()
+        if proc is not None:
+            proc.kill()
+
+    def _drop(self, worker: _Worker, reason: str, why: str) -> None:
+        """End a worker: its requests fail at their next call with `why`; counted as `reason`."""
+        with self._lock:
+            if worker.gone is not None:
+                return
+            worker.gone = why
+            group = self._groups.get(worker.key, [])
+            if worker in group:
+                group.remove(worker)
+            for rid in worker.requests:
+                self._affinity.pop((worker.key, rid), None)
+                self._lost[(worker.key, rid)] = why
+            while len(self._lost) > _LOST_KEPT:
+                self._lost.popitem(last=False)
+            worker.requests.clear()
+            self._changed.notify_all()
+        worker.proc.kill()
+        with self._lock:
+            self.restarts[reason] += 1
+        logger.warning(
+            "mod worker %d of tenant %r (mods %s) dropped: %s", worker.proc.pid, worker.key, worker.names(), why
+        )
+        if self.on_restart is not None:
+            try:
+                self.on_restart(reason)
+            except Exception:  # metrics never fail a request
+                logger.exception("on_restart failed")
+
+    # ----- routing: request → worker -------------------------------------------------------------
+    def _route(self, key: str, rid: str, mod: RemoteMod, finished: bool) -> _Worker | None:
+        """The request's worker; None for a Finished nobody needs to hear (its worker is gone)."""
+        with self._lock:
+            worker = self._affinity.get((key, rid))
+            if worker is not None:
+                return worker
+            lost = self._lost.pop((key, rid), None) if finished else self._lost.get((key, rid))
+            if finished:
+                return None
+            if lost is not None:
+                raise ModFailedError(f"mod {mod.name!r} failed: {lost}", mod=mod.name, kind="exception")
+        return self._assign(key, rid)
+
+    def _assign(self, key: str, rid: str) -> _Worker:
+        """Bind a new request to the tenant's least-loaded worker, or to a new one under the cap."""
+        deadline = time.monotonic() + self.spec.start_timeout_s
+        with self._lock:
+            while True:
+                if self._closed.is_set():
+                    raise WorkerDied("the mod worker pool is closed")
+                usable = [w for w in self._groups.get(key, []) if not w.retiring]
+                best = min(usable, key=lambda w: len(w.requests), default=None)
+                room = len(usable) + self._starting[key] < self.workers_per_tenant
+                grow = room and (best is None or (bool(best.requests) and self._spare is not None))
+                if best is not None and not grow:
+                    return self._bind(key, rid, best)
+                if grow:
+                    self._starting[key] += 1
+                    break
+                left = deadline - time.monotonic()  # none usable yet; another call is starting one
+                if left <= 0 or not self._changed.wait(left):
+                    raise TimeoutError("no mod worker became ready in time")
+        try:
+            proc = self._fresh_process()
+        finally:
+            with self._lock:
+                self._starting[key] -= 1
+                self._changed.notify_all()
+        with self._lock:
+            worker = _Worker(proc, key)
+            if not self._closed.is_set():
+                self._groups.setdefault(key, []).append(worker)
+                return self._bind(key, rid, worker)
+        proc.kill()
+        raise WorkerDied("the mod worker pool is closed")
+
+    def _bind(self, key: str, rid: str, worker: _Worker) -> _Worker:
+        worker.requests.add(rid)
+        self._affinity[(key, rid)] = worker
+        return worker
+
+    def _release(self, worker: _Worker, rid: str) -> None:
+        """The request finished: unbind it; a retiring worker left without requests ends."""
+        with self._lock:
+            if self._affinity.get((worker.key, rid)) is worker:
+                del self._affinity[(worker.key, rid)]
+            worker.requests.discard(rid)
+            worker.introduced.discard(rid)
+            self._lost.pop((worker.key, rid), None)
+            done = worker.retiring and not worker.requests and worker.gone is None
+        if done:
+            self._drop(worker, "recycled", "its worker was recycled")
 
     # ----- loading ---------------------------------------------------------------------------
     def load(self, bundle: Mapping[str, Any]) -> RemoteMod:
         """A bundle's `RemoteMod`: loaded once in a one-shot worker for its name and max_backtrack."""
         spec = validate_bundle(bundle)
-        worker: _Worker | None = None
+        proc: WorkerProcess | None = None
         try:
-            worker = _Worker(self, "<loader>")
-            header, _ = worker.exchange(
+            proc = self._fresh_process()
+            header, _ = proc.exchange(
                 {"op": "load", "digest": bundle_digest(spec), "bundle": spec},
                 b"",
                 time.monotonic() + self.load_timeout_s,
             )
         except TimeoutError:
             raise SerializationError(f"loading mod {spec['name']!r} took over {self.load_timeout_s:.0f} s") from None
-        except WorkerDied as exc:
+        except (WorkerDied, OSError) as exc:
             raise SerializationError(f"loading mod {spec['name']!r} failed: {exc}") from None
         finally:
-            if worker is not None:
-                worker.kill()
+            if proc is not None:
+                proc.kill()
         if not header.get("ok"):
             raise SerializationError(f"mod {spec['name']!r} could not be loaded: {header.get('error')}")
         backtrack = header.get("max_backtrack")
@@ -258,120 +360,129 @@ class ModWorkerPool:
         return invoke
 
     def call(self, key: str, mod: RemoteMod, event: ev.ModEvent) -> act.Action:
-        header, blob = _event_frame(event)
+        """One mod call on the request's worker; safe from any thread."""
+        finished = isinstance(event, ev.Finished)
         try:
-            worker = self._worker(key)
+            worker = self._route(key, event.request_id, mod, finished)
         except (WorkerDied, TimeoutError, OSError) as exc:
             raise ModFailedError(
                 f"mod {mod.name!r}: no worker could start ({exc})", mod=mod.name, kind="exception"
             ) from None
-        deadline = time.monotonic() + self.budget_s  # a worker's own start is not the mod's time
-        with worker.lock:
-            try:
-                if mod.digest not in worker.loaded:
-                    load = {"op": "load", "digest": mod.digest, "bundle": mod.bundle}
-                    answer, _ = worker.exchange(load, b"", time.monotonic() + self.load_timeout_s)
-                    if not answer.get("ok"):
-                        raise ModFailedError(
-                            f"mod {mod.name!r} could not be loaded: {answer.get('error')}",
-                            mod=mod.name,
-                            kind="exception",
-                        )
-                    worker.loaded.add(mod.digest)
-                    deadline = time.monotonic() + self.budget_s
-                call: dict[str, Any] = {"op": "call", "digest": mod.digest, "event": header}
-                if event.request_id not in worker.requests:
-                    active, schemas = _ACTIVE.get(), _SCHEMAS.get()
-                    messages: list[Any] = list(active[1]) if active and active[0] == event.request_id else []
-                    call["messages"], call["tools"] = messages, list(schemas)
-                    worker.requests.add(event.request_id)
-                if isinstance(event, ev.Finished):
-                    worker.requests.discard(event.request_id)
-                answer, data = worker.exchange(call, blob, deadline)
-            except TimeoutError:
-                self._drop(worker)
-                raise ModFailedError(
-                    f"mod {mod.name!r} exceeded its {self.budget_s * 1000:.0f} ms budget on {type(event).__name__}"
-                    " (its worker was killed)",
-                    mod=mod.name,
-                    kind="timeout",
-                ) from None
-            except WorkerDied as exc:
-                self._drop(worker)
-                raise ModFailedError(f"mod {mod.name!r} failed: {exc}", mod=mod.name, kind="exception") from None
+        if worker is None:
+            return act.NOOP
+        try:
+            with worker.proc.lock:
+                return self._call_locked(worker, mod, event)
+        finally:
+            if finished:
+                self._release(worker, event.request_id)
+
+    def _call_locked(self, worker: _Worker, mod: RemoteMod, event: ev.ModEvent) -> act.Action:
+        if worker.gone is not None:  # dropped while this call waited for the lock
+            raise ModFailedError(f"mod {mod.name!r} failed: {worker.gone}", mod=mod.name, kind="exception")
+        self._check_idle(worker, mod)
+        try:
+            answer, logits = self._exchange(worker, mod, event)
+        except TimeoutError:
+            self._drop(worker, "timeout", f"its worker was killed when a call to mod {mod.name!r} exceeded its budget")
+            raise ModFailedError(
+                f"mod {mod.name!r} exceeded its {self.budget_s * 1000:.0f} ms budget on {type(event).__name__}"
+                " (its worker was killed)",
+                mod=mod.name,
+                kind="timeout",
+            ) from None
+        except WorkerDied as exc:
+            self._drop(worker, exc.reason, str(exc))
+            raise ModFailedError(f"mod {mod.name!r} failed: {exc}", mod=mod.name, kind="exception") from None
+        self._after_call(worker)
         if not answer.get("ok"):
             message = str(answer.get("error"))[:2000]
             if answer.get("kind") == "invalid_action":
                 raise InvalidActionError(message)
             raise ModFailedError(f"mod {mod.name!r} raised {message}", mod=mod.name, kind="exception")
-        return _action(event, answer, data)
+        return decode_action(event, answer, logits)
+
+    def _exchange(self, worker: _Worker, mod: RemoteMod, event: ev.ModEvent) -> tuple[dict[str, Any], Any]:
+        """Load the bundle if needed, send the event, return (answer, the returned row copied out)."""
+        proc = worker.proc
+        if mod.digest not in worker.loaded:
+            load = {"op": "load", "digest": mod.digest, "bundle": mod.bundle}
+            answer, _ = proc.exchange(load, b"", time.monotonic() + self.load_timeout_s)
+            if not answer.get("ok"):
+                raise ModFailedError(
+                    f"mod {mod.name!r} could not be loaded: {str(answer.get('error'))[:2000]}",
+                    mod=mod.name,
+                    kind="exception",
+                )
+            worker.loaded[mod.digest] = mod.name
+        call: dict[str, Any] = {"op": "call", "digest": mod.digest, "event": event_header(event)}
+        blob, expected = b"", 0
+        if isinstance(event, ev.ForwardPass):
+            expected = row_length(event.logits)
+            if proc.slots.fits(expected):
+                call["event"]["row"] = proc.slots.put_input(event.logits)  # only the length is framed
+            else:
+                blob = row_bytes(event.logits)
+        if event.request_id not in worker.introduced:
+            active, schemas = _ACTIVE.get(), _SCHEMAS.get()
+            messages: list[Any] = list(active[1]) if active and active[0] == event.request_id else []
+            call["messages"], call["tools"] = messages, list(schemas)
+            worker.introduced.add(event.request_id)
+        answer, data = proc.exchange(call, blob, time.monotonic() + self.budget_s)
+        logits = None
+        if answer.get("ok") and answer.get("action") == "adjust_logits":
+            logits = returned_row(answer, data, proc.slots, expected)
+        return answer, logits
+
+    # ----- CPU hygiene -----------------------------------------------------------------------
+    def _check_idle(self, worker: _Worker, mod: RemoteMod) -> None:
+        """Before a call: did the worker burn CPU since its last one? (caller holds proc.lock)"""
+        cpu = worker.proc.cpu()
+        if cpu is not None and worker.proc.idle.charge(cpu):
+            why = _idle_why(worker)
+            self._drop(worker, "idle_cpu", why)
+            raise ModFailedError(f"mod {mod.name!r} failed: {why}", mod=mod.name, kind="exception")
+
+    def _after_call(self, worker: _Worker) -> None:
+        """After a call: idle time starts now; a worker near its CPU limit retires."""
+        cpu = worker.proc.cpu()
+        if cpu is None:
+            return
+        worker.proc.idle.mark(cpu)
+        if cpu >= self.recycle_cpu_s and not worker.retiring:
+            logger.info("mod worker %d of tenant %r used %.0f CPU-s: retiring it", worker.proc.pid, worker.key, cpu)
+            with self._lock:
+                worker.retiring = True
+
+    def _watch(self, interval_s: float) -> None:
+        """The monitor thread: idle workers that burn CPU, die, or are retired without requests."""
+        while not self._closed.wait(interval_s):
+            with self._lock:
+                workers = [w for group in self._groups.values() for w in group]
+            for worker in workers:
+                if worker.proc.lock.acquire(blocking=False):  # never disturb a call in flight
+                    try:
+                        self._inspect(worker)
+                    except Exception:
+                        logger.exception("mod worker monitor failed on worker %d", worker.proc.pid)
+                    finally:
+                        worker.proc.lock.release()
+
+    def _inspect(self, worker: _Worker) -> None:
+        if worker.gone is not None:
+            return
+        if not worker.proc.alive():
+            self._drop(worker, "died", worker.proc.death())
+            return
+        cpu = worker.proc.cpu()
+        if cpu is not None and worker.proc.idle.charge(cpu):
+            self._drop(worker, "idle_cpu", _idle_why(worker))
+        elif worker.retiring and not worker.requests:
+            self._drop(worker, "recycled", "its worker was recycled")
 
 
-def _event_frame(event: ev.ModEvent) -> tuple[dict[str, Any], bytes]:
-    base: dict[str, Any] = {"kind": type(event).__name__, "request_id": event.request_id, "step": event.step}
-    if isinstance(event, ev.Prefilled):
-        info = event.context_info
-        base.update(
-            max_steps=event.max_steps,
-            prefilled_text=event.prefilled_text,
-            tokens=list(info.tokens) if info is not None else [],
-            prompt_len=info.prompt_len if info is not None else 0,
-            tokens_so_far_len=event.tokens_so_far_len,
-        )
-    elif isinstance(event, ev.ForwardPass):
-        row = event.logits
-        if hasattr(row, "detach"):
-            import torch
-
-            with torch._C.DisableTorchFunctionSubclass():
-                array = row.detach().float().cpu().reshape(-1).numpy()
-        else:
-            array = np.asarray(row, dtype=np.float32).reshape(-1)
-        return base, np.ascontiguousarray(array, dtype=np.float32).tobytes()
-    elif isinstance(event, ev.Sampled):
-        base["sampled_token"] = event.sampled_token
-    elif isinstance(event, ev.Added):
-        base.update(
-            added_tokens=list(event.added_tokens), forced=event.forced, tokens_so_far_len=event.tokens_so_far_len
-        )
-    elif isinstance(event, ev.Finished):
-        base.update(reason=event.reason, output=list(event.output_tokens))
-    return base, b""
-
-
-def _action(event: ev.ModEvent, answer: dict[str, Any], blob: bytes) -> act.Action:
-    """The worker's answer as an action, rebuilt and re-validated as if the mod were untrusted."""
-    builder = act.ActionBuilder(event)
-    name = answer.get("action")
-    try:
-        if name == "noop":
-            action: act.Action = act.NOOP
-        elif name == "adjust_prefill":
-            action = builder.adjust_prefill(answer["tokens"], answer.get("max_steps"))
-        elif name == "adjust_logits":
-            logits = None
-            if answer.get("logits"):
-                if len(blob) % 4:
-                    raise InvalidActionError("adjust_logits returned a row that is not float32")
-                logits = np.frombuffer(blob, dtype=np.float32).copy()
-            temp = answer.get("token_temp")
-            if logits is None and temp is None:
-                raise InvalidActionError("adjust_logits needs logits, token_temp, or both")
-            action = act.AdjustLogits(logits, None) if temp is None else builder.adjust_logits(logits, temp)
-        elif name == "force_tokens":
-            action = builder.force_tokens(answer["tokens"])
-        elif name == "backtrack":
-            action = builder.backtrack(answer["n"], answer.get("reinject"))
-        elif name == "force_output":
-            action = builder.force_output(answer["tokens"])
-        elif name == "tool_calls":
-            action = builder.tool_calls(answer["calls"])
-        elif name == "emit_error":
-            action = builder.emit_error(str(answer["message"])[:2000])
-        else:
-            raise InvalidActionError(f"the worker answered an unknown action {name!r:.40}")
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise InvalidActionError(
-            f"the worker answered a malformed {name!r:.40} action ({type(exc).__name__})"
-        ) from None
-    return act.validate_action(event, action)
+def _idle_why(worker: _Worker) -> str:
+    return (
+        f"its worker (mods {worker.names()}) was killed for using CPU while no call was in flight"
+        " (a background thread?)"
+    )

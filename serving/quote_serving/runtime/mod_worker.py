@@ -1,86 +1,29 @@
 """A mod worker: one tenant's mods, in a confined process of their own (`mod_isolation=process`).
 
-Started by `runtime/mod_pool.py` as `python -I -m quote_serving.runtime.mod_worker CONFIG_JSON`
-with a scrubbed environment. At start, before any mod is loaded, it loads the tokenizer and torch,
-then confines itself (each layer it cannot apply is reported in its `ready` frame and logged by the
-engine):
-
-    rlimits        RLIMIT_AS (QUOTE_MOD_MEMORY_MB), RLIMIT_CPU, RLIMIT_NOFILE, RLIMIT_CORE=0
-    no_new_privs   prctl(PR_SET_NO_NEW_PRIVS)
-    seccomp        (pyseccomp) EPERM for socket/connect/bind/listen, execve, ptrace,
-                   process_vm_readv/writev, mount/umount/unshare/setns/chroot/pivot_root,
-                   and kill/tgkill aimed at any process but itself
-    landlock       not applied yet (named as missing)
+Started by `runtime/mod_process.py` as `python -I -m quote_serving.runtime.mod_worker CONFIG_JSON`
+with a scrubbed environment and one inherited descriptor, the `RowSlots` memfd. At start, before
+any mod is loaded, it loads torch, the SDK and the tokenizer, then confines itself
+(`mod_confine`: priority, rlimits, no_new_privs, Landlock, seccomp); each layer it cannot apply
+is reported in its `ready` frame and logged by the engine.
 
 Then it answers frames on its stdin/stdout (`mod_protocol`): `load` (a bundle → the mod's name,
-max_backtrack, description) and `call` (an event → an action). A mod's prints go to stderr.
+max_backtrack, description) and `call` (an event → an action). A ForwardPass row arrives in the
+IN slot (`event.logits` is a zero-copy view of it) and an adjusted row leaves through the OUT
+slot; only rows too large for a slot ride in the frame. The view is valid for its call: the next
+step's row overwrites it, so a mod that keeps a row past its call keeps `.clone()` of it. A
+mod's prints go to stderr.
 """
 
 from __future__ import annotations
 
-import ctypes
-import errno
 import json
 import os
-import resource
 import sys
 from typing import IO, Any
 
+from quote_serving.runtime.mod_confine import confine
 from quote_serving.runtime.mod_protocol import decode_header, encode_frame, split_prefix
-
-PR_SET_NO_NEW_PRIVS = 38
-DENIED = (
-    "socket", "socketpair", "connect", "bind", "listen", "accept", "accept4", "execve", "execveat", "ptrace",
-    "process_vm_readv", "process_vm_writev", "mount", "umount2", "unshare", "setns", "chroot", "pivot_root",
-)  # fmt: skip
-
-
-def confine(config: dict[str, Any]) -> dict[str, str]:
-    """Apply every layer; {layer: "applied" | why it is not}."""
-    layers: dict[str, str] = {}
-    try:
-        memory = int(config.get("memory_mb") or 0)
-        if memory > 0:
-            resource.setrlimit(resource.RLIMIT_AS, (memory << 20, memory << 20))
-        cpu = int(config.get("cpu_s") or 0)
-        if cpu > 0:
-            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
-        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        layers["rlimits"] = "applied"
-    except (ValueError, OSError) as exc:
-        layers["rlimits"] = f"not applied: {exc}"
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0:
-        layers["no_new_privs"] = "applied"
-    else:
-        layers["no_new_privs"] = f"not applied: {os.strerror(ctypes.get_errno())}"
-    layers["seccomp"] = _seccomp()
-    layers["landlock"] = "not applied: not implemented yet"
-    return layers
-
-
-def _seccomp() -> str:
-    try:
-        import pyseccomp as sc
-    except Exception as exc:  # libseccomp missing on the host
-        return f"not applied: {type(exc).__name__}: {exc}"
-    try:
-        flt = sc.SyscallFilter(defaction=sc.ALLOW)
-        for name in DENIED:
-            try:
-                flt.add_rule(sc.ERRNO(errno.EPERM), name)
-            except Exception:  # a syscall this architecture does not have
-                continue
-        me = os.getpid()
-        flt.add_rule(sc.ERRNO(errno.EPERM), "kill", sc.Arg(0, sc.NE, me))
-        flt.add_rule(sc.ERRNO(errno.EPERM), "tgkill", sc.Arg(0, sc.NE, me))
-        flt.add_rule(sc.ERRNO(errno.EPERM), "tkill")
-        flt.set_attr(sc.Attr.CTL_TSYNC, 1)  # every thread (torch's included), not only this one
-        flt.load()
-    except Exception as exc:
-        return f"not applied: {type(exc).__name__}: {exc}"
-    return "applied"
+from quote_serving.runtime.mod_slots import DEFAULT_CAPACITY, RowSlots
 
 
 def _read_exact(stream: IO[bytes], n: int) -> bytes | None:
@@ -94,11 +37,18 @@ def _read_exact(stream: IO[bytes], n: int) -> bytes | None:
 
 
 class Worker:
+    """The worker's state: loaded mods, each request's conversation, the row slots."""
+
     def __init__(self, config: dict[str, Any], out: IO[bytes]) -> None:
         import torch
 
+        import quote_mod_sdk.strategies  # noqa: F401  # imported before Landlock, like everything a mod uses
+        from quote_mod_sdk import actions, conversation, events, serialize, tensor  # noqa: F401
+
         torch.set_num_threads(1)
+        _warm_up(torch)
         self.torch = torch
+        self.slots = RowSlots(int(config["rows_fd"]), int(config.get("row_capacity") or DEFAULT_CAPACITY))
         self.tokenizer: Any = None
         if config.get("tokenizer_dir"):
             from transformers import AutoTokenizer
@@ -162,7 +112,11 @@ class Worker:
                 rid, step, int(data["max_steps"]), str(data["prefilled_text"]), info, int(data["tokens_so_far_len"])
             )
         if kind == "ForwardPass":
-            row = self.torch.frombuffer(bytearray(blob), dtype=self.torch.float32)
+            n = data.get("row")
+            if isinstance(n, int) and self.slots.fits(n):
+                row = self.torch.from_numpy(self.slots.input_view(n))  # zero-copy: the IN slot itself
+            else:
+                row = self.torch.frombuffer(bytearray(blob), dtype=self.torch.float32)
             return events.ForwardPass(rid, step, as_logits_row(row))
         if kind == "Sampled":
             return events.Sampled(rid, step, int(data["sampled_token"]))
@@ -187,8 +141,12 @@ class Worker:
         elif isinstance(action, a.AdjustLogits):
             out["token_temp"] = action.token_temp
             if action.logits is not None:
-                blob = to_numpy(action.logits).astype("float32").reshape(-1).tobytes()
-                out["logits"] = True
+                n = self.slots.put_output(action.logits)
+                if n is not None:
+                    out["logits"], out["n"] = "slot", n
+                else:  # larger than a slot: piped
+                    blob = to_numpy(action.logits).astype("float32").reshape(-1).tobytes()
+                    out["logits"] = True
         elif isinstance(action, a.Backtrack):
             out["n"], out["reinject"] = action.n, action.reinject_tokens
         elif isinstance(action, a.ToolCalls):
@@ -198,14 +156,29 @@ class Worker:
         return out, blob
 
 
+def _warm_up(torch: Any) -> None:
+    """Run what mods commonly call once, so lazy initialisation happens before Landlock."""
+    row = torch.zeros(16)
+    row.clone()[3] = 1.0
+    torch.softmax(row, -1).topk(2)
+    torch.from_numpy(row.numpy().copy()).argmax()
+
+
 def main() -> None:
-    config = json.loads(sys.argv[1])
+    try:
+        serve(json.loads(sys.argv[1]))
+    except BrokenPipeError:  # the engine closed the pipes (it stopped, or dropped this worker)
+        os._exit(0)
+
+
+def serve(config: dict[str, Any]) -> None:
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # a mod's print() must never corrupt the protocol
     sys.stdout = sys.stderr
     stdin = sys.stdin.buffer
     worker = Worker(config, out)
-    layers = confine(config)
+    sys.dont_write_bytecode = True  # nothing is writable from here on
+    layers = confine(config, [config["tokenizer_dir"]] if config.get("tokenizer_dir") else [])
     worker.send({"ok": True, "ready": True, "layers": layers, "pid": os.getpid()})
     while True:
         prefix = _read_exact(stdin, 8)

@@ -1,0 +1,57 @@
+"""CPU accounting of mod workers from outside (`/proc/<pid>/stat`), for two decisions:
+
+- recycling: a worker whose lifetime CPU nears its RLIMIT_CPU would be killed mid-call by the
+  kernel; the pool retires it first (no new requests, killed once its requests are done);
+- idle burn: a worker that uses CPU while no call is in flight runs code nobody asked for (a
+  mod's background thread spinning). `IdleMeter` is a leaky bucket fed with the CPU seconds a
+  worker used between calls; it drains at `allowance` CPU-s per wall second and trips at `limit`.
+
+    call ends ─► meter.mark(cpu) ... (idle) ... next call starts / monitor tick ─► meter.charge(cpu)
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+__all__ = ["IdleMeter", "cpu_seconds"]
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of every thread of `pid`; None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            data = stat.read()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after its last ")".
+    fields = data[data.rfind(b")") + 2 :].split()
+    try:
+        return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime (fields 14, 15)
+    except (IndexError, ValueError):
+        return None
+
+
+@dataclass(slots=True)
+class IdleMeter:
+    """CPU used between calls, as a leaky bucket (CPU seconds)."""
+
+    limit: float = 0.5  # CPU-s of idle burn (net of the allowance) that trips it
+    allowance: float = 0.05  # CPU-s per wall second a quiet worker may use between calls (GC, ticks)
+    debt: float = 0.0
+    cpu: float = 0.0
+    at: float = field(default_factory=time.monotonic)
+
+    def mark(self, cpu: float) -> None:
+        """A call ended (or a sample was charged): idle time starts counting from here."""
+        self.cpu, self.at = cpu, time.monotonic()
+
+    def charge(self, cpu: float) -> bool:
+        """Charge the CPU used since `mark`; True when the worker burned over its limit."""
+        now = time.monotonic()
+        self.debt = max(0.0, self.debt - self.allowance * (now - self.at)) + max(0.0, cpu - self.cpu)
+        self.cpu, self.at = cpu, now
+        return self.debt > self.limit
