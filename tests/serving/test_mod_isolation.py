@@ -199,3 +199,15 @@ def test_the_attack_fails_its_own_request_only_and_the_mod_works_again(client: A
 
 
 # Another tenant's prompt in a worker's memory (gc.get_objects()): tests/serving/test_mod_workers.py
+
+
+def test_dropped_workers_are_counted_by_reason_in_prometheus(client: Any, isolated: Server) -> None:
+    with pytest.raises(openai.UnprocessableEntityError):
+        _ask(client, f"{MODEL}/sleeper")  # past its budget: its worker is killed
+    text = httpx.get(isolated.base_url + "/metrics").text
+    counted = {
+        line.split('reason="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("quote_mod_worker_restarts_total{")
+    }
+    assert counted.get("timeout", 0) >= 1

@@ -64,6 +64,9 @@ class Observability:
         runtime.observers.extend([*(first or []), *self.observers])
         if self.metrics is not None:
             self.metrics.track_load(self.model, lambda: runtime.load)
+            pool, restarts = getattr(runtime, "mod_pool", None), self.metrics.mod_worker_restarts
+            if pool is not None:  # isolated mods: every dropped worker counted by reason
+                pool.on_restart = lambda reason: restarts.labels(reason).inc()
 
     def close(self) -> None:
         """Emit and export what is pending; shut down a provider we created."""
