@@ -111,7 +111,9 @@ REAL_MODEL_BACKENDS = {"smollm2"}
 
 
 def _backend_params() -> list[Any]:
-    marks = {name: pytest.mark.gpu for name in GPU_BACKENDS} | {name: pytest.mark.real_model for name in REAL_MODEL_BACKENDS}
+    marks = {name: pytest.mark.gpu for name in GPU_BACKENDS} | {
+        name: pytest.mark.real_model for name in REAL_MODEL_BACKENDS
+    }
     return [pytest.param(name, marks=marks[name]) if name in marks else name for name in sorted(BACKENDS)]
 
 

@@ -24,7 +24,19 @@ def cli_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subpr
     port, log = free_port(), tmp_path_factory.mktemp("serve-ray") / "serve.log"
     env = {**os.environ, "QUOTE_RAY_NUM_CPUS": "1", "QUOTE_RAY_ARGS": json.dumps({"max_replicas": 1})}
     env.pop("RAY_ADDRESS", None)  # its own local Ray, not the tests' cluster
-    cmd = [sys.executable, "-m", "quote_cli", "serve", "--ray", "--model", "tiny", "--port", str(port), "--log-level", "warning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "quote_cli",
+        "serve",
+        "--ray",
+        "--model",
+        "tiny",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
     # A session of its own, so teardown can end every process of its Ray if the CLI does not.
     process = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
