@@ -44,6 +44,18 @@ class ServingSettings(_Group):
         default=None,
         description="Secret (key `api-key`) in each QuoteModel's namespace holding the replicas' registry key",
     )
+    gateway_secret_secret: str | None = Field(
+        default=None,
+        description="Secret (key `secret`) in each QuoteModel's namespace holding the gateway's HMAC key: replicas"
+        " then serve /v1 only to requests the gateway signed, for the tenant it names",
+    )
+    metrics_token_secret: str | None = Field(
+        default=None, description="Secret (key `token`) in each QuoteModel's namespace: /metrics needs this bearer"
+    )
+    trace_store_url: str | None = Field(default=None, description="Replicas ship finished traces here (the registry)")
+    share_secret_secret: str | None = Field(
+        default=None, description="Secret (key `secret`) in each QuoteModel's namespace keying trace share links"
+    )
 
 
 class RaySettings(_Group):

@@ -80,7 +80,12 @@ def metadata(spec: QuoteModelSpec, deployment: Deployment, owner: Owner, **extra
 
 def image(spec: QuoteModelSpec, settings: OperatorSettings) -> str:
     """The CUDA build for GPU replicas (torch and SGLang need it), the smaller CPU build otherwise."""
-    return settings.images.cuda if spec.gpus or spec.engine == "sglang" else settings.images.serving
+    return settings.images.cuda if on_cuda_image(spec) else settings.images.serving
+
+
+def on_cuda_image(spec: QuoteModelSpec) -> bool:
+    """Whether the replicas run the CUDA image (whose JIT caches keep their root filesystem writable)."""
+    return bool(spec.gpus) or spec.engine == "sglang"
 
 
 def resources(spec: QuoteModelSpec) -> dict[str, Any]:
@@ -101,12 +106,26 @@ def serving_env(spec: QuoteModelSpec, deployment: Deployment, settings: Operator
         "QUOTE_ALLOWED_MODS": ",".join(spec.mods),
         "QUOTE_DEDICATED_TENANT": "" if deployment.tenant == ALL else deployment.tenant,
     }
-    if settings.serving.registry_url:
-        env["QUOTE_REGISTRY_URL"] = settings.serving.registry_url
+    serving = settings.serving
+    if serving.registry_url:
+        env["QUOTE_REGISTRY_URL"] = serving.registry_url
+    if serving.trace_store_url:
+        env["QUOTE_TRACE_STORE_URL"] = serving.trace_store_url
     out: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in env.items()]
-    if settings.serving.registry_api_key_secret:
-        ref = {"name": settings.serving.registry_api_key_secret, "key": "api-key", "optional": True}
-        out.append({"name": "QUOTE_REGISTRY_API_KEY", "valueFrom": {"secretKeyRef": ref}})
+    if serving.trace_store_url:  # names the replica (its pod) in every shipped trace
+        out.append({"name": "QUOTE_REPLICA_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}})
+    # Secrets live in the QuoteModel's namespace. The gateway's key is required: a replica that
+    # cannot verify the gateway's tenant header must not start as an open door (it refuses to).
+    secrets = [
+        ("QUOTE_REGISTRY_API_KEY", serving.registry_api_key_secret, "api-key", True),
+        ("QUOTE_GATEWAY_SECRET", serving.gateway_secret_secret, "secret", False),
+        ("QUOTE_METRICS_TOKEN", serving.metrics_token_secret, "token", True),
+        ("QUOTE_SHARE_SECRET", serving.share_secret_secret, "secret", True),
+    ]
+    for name, secret, key, optional in secrets:
+        if secret:
+            ref = {"name": secret, "key": key, "optional": optional}
+            out.append({"name": name, "valueFrom": {"secretKeyRef": ref}})
     return out
 
 
