@@ -23,7 +23,7 @@ import asyncio
 import dataclasses
 import logging
 import os
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from typing import Any
 
 import torch
@@ -37,6 +37,7 @@ from quote_serving.ray_serve.args import QuoteAppArgs
 from quote_serving.ray_serve.mod_refs import EngineMods
 from quote_serving.ray_serve.sources import isolation_for, mod_source_for
 from quote_serving.ray_serve.wire import EngineRequest, EngineUpdate, ModRef, to_generation_request
+from quote_serving.runtime.isolation import ModIsolation
 from quote_serving.runtime.mod_runtime import ModRuntime, RuntimeSettings
 from quote_serving.runtime.requests import RequestHandle, Snapshot
 
@@ -56,10 +57,15 @@ class QuoteEngine:
 
     def __init__(self, args: QuoteAppArgs, mod_store: DeploymentHandle[Any]) -> None:
         torch.set_num_threads(args.engine_threads)  # replicas sharing a node must not share cores
-        self._runtime = engine_runtime(args)
+        isolations: list[ModIsolation] = []
+
+        def isolate(runtime: ModRuntime) -> None:  # before the engine starts: its first step already isolated
+            isolations.append(isolation_for(args, runtime.tokenizer, calls=True))
+            isolations[0].attach(runtime)
+
+        self._runtime = engine_runtime(args, isolate)
+        self._isolation = isolations[0]
         name = self._runtime.model_name
-        self._isolation = isolation_for(args, self._runtime.tokenizer, calls=True)
-        self._isolation.attach(self._runtime)
         self._mods = EngineMods(mod_source_for(args, mod_store, self._isolation.loader))
         self._interval = args.stream_interval_s
         context = serve.get_replica_context()
@@ -110,20 +116,25 @@ class QuoteEngine:
         return self._mods.cached(ref) or await asyncio.to_thread(self._mods.get, ref)
 
 
-def engine_runtime(args: QuoteAppArgs) -> ModRuntime:
-    """The replica's started runtime for `args.engine`; raises with the cause when it cannot start."""
+def engine_runtime(args: QuoteAppArgs, prepare: Callable[[ModRuntime], None] | None = None) -> ModRuntime:
+    """The replica's started runtime for `args.engine`; raises with the cause when it cannot start.
+    `prepare` runs on the built runtime before it starts (e.g. routing its mod calls to workers)."""
     settings = RuntimeSettings(max_batch=args.max_batch, mod_budget_ms=args.mod_budget_ms)
     if args.engine == "sglang":
-        return _sglang_runtime(args, settings)
+        return _sglang_runtime(args, settings, prepare)
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
     backend = EmbeddedBackend(loaded.model, max_sequences=args.max_batch)
     name = args.served_model_name or loaded.model_id
     runtime = ModRuntime(backend, loaded.tokenizer, model_name=name, settings=settings)
+    if prepare is not None:
+        prepare(runtime)
     runtime.start()
     return runtime
 
 
-def _sglang_runtime(args: QuoteAppArgs, settings: RuntimeSettings) -> ModRuntime:
+def _sglang_runtime(
+    args: QuoteAppArgs, settings: RuntimeSettings, prepare: Callable[[ModRuntime], None] | None
+) -> ModRuntime:
     from quote_serving.engine.sglang import SGLangUnavailableError, build_runtime, unavailable_reason
 
     keep_quote_plugin(os.environ)
@@ -133,6 +144,8 @@ def _sglang_runtime(args: QuoteAppArgs, settings: RuntimeSettings) -> ModRuntime
     runtime = build_runtime(
         args.model, model_name=args.served_model_name, engine=args.sglang_settings(), runtime=settings
     )
+    if prepare is not None:
+        prepare(runtime)
     runtime.start()  # blocks until SGLang is ready; SGLangStartError carries the cause
     return runtime
 

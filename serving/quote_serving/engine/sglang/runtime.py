@@ -22,6 +22,7 @@ import json
 import logging
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +160,10 @@ class SGLangModRuntime(ModRuntime):
             page_size=int(getattr(scheduler, "page_size", 1) or 1),
             ops=ops,
         )
+        if self.invoker_for is not None:  # isolated mods: a step's calls go to their workers at once
+            bridge.runner.calls = ThreadPoolExecutor(
+                max(self.settings.max_batch, 1), thread_name_prefix="quote-mod-call"
+            )
         self.view.bridge = bridge
         return bridge
 

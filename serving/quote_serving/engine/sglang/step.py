@@ -14,13 +14,20 @@ expects one token per row back. `StepRunner.run` does, for the rows that are Quo
 
 so there is one Python call per step, not per request, and no host sync per request. Rows that
 are not Quote requests, or are mid-way through a chunked prefill, get `None` and emit 0.
+
+With isolated mods (`calls` set: each mod call is a round trip to a worker process) steps 2 and 5
+send every request's call at once on that pool, so a step costs the slowest call, not their sum.
+SGLang forms the batch and expects a token for every row, so here a late mod still holds its step
+(up to its budget); the embedded engine lets it sit out instead (`runtime/dispatch.py`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import torch
 
@@ -31,6 +38,8 @@ from quote_serving.engine.sglang.rollback import SyncPlan, plan_sync
 from quote_serving.engine.sglang.tracked import TrackedRequest
 
 __all__ = ["StepOptions", "StepOutput", "StepRunner"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +69,14 @@ class _Pending:
 class StepRunner:
     """Stateless apart from the vocabulary size; one instance serves every step."""
 
-    def __init__(self, vocab_size: int) -> None:
+    def __init__(self, vocab_size: int, calls: Executor | None = None) -> None:
         self.vocab_size = vocab_size
+        self.calls = calls  # isolated mods: one step's mod calls in parallel on this pool
+
+    def _each(self, call: Callable[[T], Any], items: Sequence[T]) -> list[Any]:
+        if self.calls is None or len(items) < 2:
+            return [call(item) for item in items]
+        return list(self.calls.map(call, items))
 
     def run(
         self,
@@ -101,12 +116,11 @@ class StepRunner:
     def _forward_passes(self, logits: torch.Tensor, rows: Sequence[TrackedRequest | None]) -> list[_Pending]:
         pending: list[_Pending] = []
         edits = LogitsEditBatch(self.vocab_size)
-        for i, tracked in enumerate(rows):
-            if tracked is None or tracked.gen.finished:
-                continue
-            gen = tracked.gen
-            gen.low_water = len(gen.output)
-            plan = gen.forward_pass(logits[i])
+        live = [(i, tracked) for i, tracked in enumerate(rows) if tracked is not None and not tracked.gen.finished]
+        for _, tracked in live:
+            tracked.gen.low_water = len(tracked.gen.output)
+        planned = self._each(lambda row: row[1].gen.forward_pass(logits[row[0]]), live)
+        for (i, tracked), plan in zip(live, planned):
             if plan is None:
                 continue
             if not shares_row(plan.logits, logits, i):
@@ -130,12 +144,12 @@ class StepRunner:
         batch = logits if index == list(range(logits.shape[0])) else logits[index]
         params = [_sampling(p) for p in pending]
         result = sample(batch, params, [p.tracked.live.generator for p in pending])
-        for p, token, logprob in zip(pending, result.tokens, result.logprobs):
-            trace = p.tracked.gen.trace
-            before = len(trace.tokens)
-            p.tracked.gen.sampled(token, logprob)
+        befores = [len(p.tracked.gen.trace.tokens) for p in pending]
+        sampled = list(zip(pending, result.tokens, result.logprobs))
+        self._each(lambda s: s[0].tracked.gen.sampled(s[1], s[2]), sampled)
+        for p, before in zip(pending, befores):
             top = top_by_row.get(p.row, [])[: p.tracked.trace_top_k]
-            for record in trace.tokens[before:]:
+            for record in p.tracked.gen.trace.tokens[before:]:
                 if not record.forced:
                     record.top_logprobs = top
 
