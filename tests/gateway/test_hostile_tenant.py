@@ -3,9 +3,8 @@ replica that serves another tenant (acme), through the gateway, with the real op
 
 The replica runs as in production (a registry, signed mods, QUOTE_GATEWAY_SECRET, no dev mode), so
 its mods run in confined per-tenant workers by default. For every attack class of the issue:
-- acme's concurrent requests complete in full (and, run alone after the attack, answer exactly as
-  before it: the random tiny model's near-ties make co-batched float32 answers differ in rare
-  tokens, attack or not, so exact equality is checked without co-batching);
+- acme's concurrent requests complete in full and answer as they do alone (token for token, up to
+  the first near-tie of the random tiny model: see `_same_answer`);
 - the attacker's request fails with a clear error naming its mod, or finds nothing;
 - nothing the attacker gets back holds acme's data or the replica's secrets;
 - the replica stays ready.
@@ -45,13 +44,35 @@ ATTACKS = [
 ]
 
 
-def _acme(client: openai.OpenAI, prompt: str) -> str:
+Answer = list[tuple[str, float]]  # (token, margin of the greedy pick over the runner-up, in logprob)
+
+
+def _acme(client: openai.OpenAI, prompt: str) -> Answer:
     answer = client.chat.completions.create(
-        model="tiny-a", messages=[{"role": "user", "content": prompt}], max_tokens=8, temperature=0, seed=3
+        model="tiny-a",
+        messages=[{"role": "user", "content": prompt}],
+        max_tokens=8,
+        temperature=0,
+        seed=3,
+        logprobs=True,
+        top_logprobs=2,
     )
-    assert answer.choices[0].finish_reason == "length" and answer.usage is not None
-    assert answer.usage.completion_tokens == 8
-    return answer.choices[0].message.content or ""
+    choice = answer.choices[0]
+    assert choice.finish_reason == "length" and answer.usage is not None
+    assert answer.usage.completion_tokens == 8 and choice.logprobs is not None and choice.logprobs.content
+    return [(t.token, t.top_logprobs[0].logprob - t.top_logprobs[-1].logprob) for t in choice.logprobs.content]
+
+
+def _same_answer(got: Answer, expected: Answer) -> bool:
+    """Equal up to the first near-tie of the expected answer: the random tiny model's flat logits make a
+    greedy pick within 1e-3 of the runner-up flip with float summation order (threads, batch shape), with
+    or without any attack; everywhere the model is decisive the tokens must be the same."""
+    for (token, _), (want, margin) in zip(got, expected):
+        if margin < 1e-3:
+            return True
+        if token != want:
+            return False
+    return True
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +86,7 @@ def published(platform: Platform) -> None:
 
 
 @pytest.fixture(scope="module")
-def baseline(gateway: Gateway, platform: Platform) -> dict[str, str]:
+def baseline(gateway: Gateway, platform: Platform) -> dict[str, Answer]:
     """acme's answers with nobody else on the replica."""
     acme = platform.tenants["acme"].openai(gateway.v1)
     return {prompt: _acme(acme, prompt) for prompt in PROMPTS}
@@ -85,7 +106,7 @@ def _attack(client: openai.OpenAI, name: str) -> tuple[str | None, str | None]:
 
 @pytest.mark.parametrize("attack", ATTACKS)
 def test_a_hostile_mod_hurts_only_its_own_request(
-    attack: str, published: None, baseline: dict[str, str], gateway: Gateway, platform: Platform
+    attack: str, published: None, baseline: dict[str, Answer], gateway: Gateway, platform: Platform
 ) -> None:
     acme = platform.tenants["acme"].openai(gateway.v1)
     globex = platform.tenants["globex"].openai(gateway.v1)
@@ -94,8 +115,8 @@ def test_a_hostile_mod_hurts_only_its_own_request(
         time.sleep(0.2)  # the attack is live while acme's requests run
         outputs = list(pool.map(lambda p: _acme(acme, p), PROMPTS))
         content, error = attacked.result(timeout=120)
-    assert len(outputs) == len(PROMPTS)  # each one complete (checked in _acme)
-    assert [_acme(acme, p) for p in PROMPTS] == [baseline[p] for p in PROMPTS]
+    for out, p in zip(outputs, PROMPTS):
+        assert _same_answer(out, baseline[p]), (out, baseline[p])
     seen = (content or "") + (error or "")
     for secret in (SECRET, platform.service_key, platform.tenants["acme"].key, MARKER):
         assert secret not in seen
@@ -108,16 +129,16 @@ def test_a_hostile_mod_hurts_only_its_own_request(
 
 
 def test_a_mod_that_monkeypatches_changes_nothing_for_anyone_after_it(
-    published: None, baseline: dict[str, str], gateway: Gateway, platform: Platform
+    published: None, baseline: dict[str, Answer], gateway: Gateway, platform: Platform
 ) -> None:
     globex = platform.tenants["globex"].openai(gateway.v1)
     acme = platform.tenants["acme"].openai(gateway.v1)
     _attack(globex, "patcher")
-    assert [_acme(acme, p) for p in PROMPTS] == [baseline[p] for p in PROMPTS]
+    assert all(_same_answer(_acme(acme, p), baseline[p]) for p in PROMPTS)
 
 
 def test_a_mod_late_at_every_step_does_not_hold_back_the_batch(
-    published: None, baseline: dict[str, str], gateway: Gateway, platform: Platform
+    published: None, baseline: dict[str, Answer], gateway: Gateway, platform: Platform
 ) -> None:
     """`just_under` takes 1.2 s of its 2 s budget at every step, so it is never stopped; acme's
     co-batched requests skip the forwards its calls are still running through and finish long
@@ -139,5 +160,5 @@ def test_a_mod_late_at_every_step_does_not_hold_back_the_batch(
         outputs = list(pool.map(lambda p: timed(p, lambda: _acme(acme, p)), PROMPTS))
         content, error = slow.result(timeout=120)
     assert error is None and content is not None  # a slow mod is not an error
-    assert len(outputs) == len(PROMPTS)  # each one complete (checked in _acme)
+    assert all(_same_answer(out, baseline[p]) for out, p in zip(outputs, PROMPTS))
     assert all(finished[p] < finished["attacker"] for p in PROMPTS)  # nobody waited for it
