@@ -344,7 +344,8 @@ class ModRuntime:
         for live in lives:
             if live.call is not None and live.call.done():
                 self._harvest(live, to_sample)
-        idle = [live for live in lives if self._is_idle(live)]
+        waiting = {id(live) for live, _ in to_sample}  # answered plans: sampled below, never forwarded again first
+        idle = [live for live in lives if id(live) not in waiting and self._is_idle(live)]
         idle = [live for live in idle if not self._drop_cancelled(live) and self._sync(live)]
         if idle:
             for live in idle:
