@@ -19,7 +19,7 @@ from quote_serving.models.smollm2 import GgufMissingError
 
 log = logging.getLogger(__name__)
 
-INT8 = "int8"  # float32 activations, int8 Linear weights (CPU): see models.quantize
+INT8 = "int8"  # int8 Linear weights, per-row activations: rows stay isolated (CPU, x86): see models.quantize
 
 
 class ModelLoadError(RuntimeError):

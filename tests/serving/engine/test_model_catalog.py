@@ -17,6 +17,7 @@ from quote_serving.embedded import sampling_defaults
 from quote_serving.engine.embedded import EmbeddedBackend
 from quote_serving.models.catalog import DEFAULT_SERVE_MODEL, TINY_ID, resolve_model
 from quote_serving.models.loader import ModelLoadError, load_model
+from quote_serving.models.quantize import Int8Linear
 
 
 def test_tiny_and_none_name_the_offline_tiny_model() -> None:
@@ -53,10 +54,9 @@ def test_without_the_smollm2_wheel_the_error_says_how_to_install_it(tmp_path: ob
 
 
 def test_int8_weights_quantize_every_linear_and_one_request_decodes_like_hf_generate() -> None:
-    """Activations are quantized per model call, so the engine matches HF only call for call: one request."""
     loaded = load_model("tiny", device="cpu", dtype="int8")
     linear = [m for m in loaded.model.modules() if type(m) is torch.nn.Linear]
-    quantized = [m for m in loaded.model.modules() if "quantized" in type(m).__module__]
+    quantized = [m for m in loaded.model.modules() if isinstance(m, Int8Linear)]
     assert not linear and quantized
     backend = EmbeddedBackend(loaded.model)
     assert backend.vocab_size == len(loaded.tokenizer)
@@ -73,6 +73,26 @@ def test_int8_weights_quantize_every_linear_and_one_request_decodes_like_hf_gene
     assert ours == hf[0, len(prompt) :].tolist()
 
 
+def test_int8_logits_of_a_sequence_do_not_depend_on_the_rest_of_the_batch() -> None:
+    """Each row is quantized on its own, so a neighbour's prompt (prefilling in the same call) changes nothing."""
+    loaded = load_model("tiny", device="cpu", dtype="int8")
+    encode = loaded.tokenizer.encode
+    alone, batched = EmbeddedBackend(loaded.model), EmbeddedBackend(loaded.model)
+    alone.add_sequence("a", encode("Say hi.", add_special_tokens=False))
+    batched.add_sequence("a", encode("Say hi.", add_special_tokens=False))
+    for step in range(4):
+        if step == 2:
+            batched.add_sequence("b", encode("I can help you with that: the answer is", add_special_tokens=False))
+        ids = ["a", "b"] if step >= 2 else ["a"]
+        own, shared = alone.forward(["a"])[0], batched.forward(ids)[0]
+        assert torch.equal(own, shared), step
+        token = [int(own.argmax())]
+        alone.extend("a", token)
+        batched.extend("a", token)
+        if step >= 2:
+            batched.extend("b", token)
+
+
 def test_unknown_dtype_is_refused_with_the_choices() -> None:
     with pytest.raises(ModelLoadError, match="int8"):
         load_model("tiny", dtype="int4")
@@ -87,7 +107,9 @@ def test_a_request_without_temperature_gets_the_model_defaults_and_explicit_valu
     ctx = _ctx({"temperature": 0.2, "top_p": 0.9})
     implicit = ChatCompletionRequest(model="m", messages=[{"role": "user", "content": "hi"}])
     assert (_sampling(ctx, implicit, 0).temperature, _sampling(ctx, implicit, 0).top_p) == (0.2, 0.9)
-    explicit = ChatCompletionRequest(model="m", messages=[{"role": "user", "content": "hi"}], temperature=1.0, top_p=1.0)
+    explicit = ChatCompletionRequest(
+        model="m", messages=[{"role": "user", "content": "hi"}], temperature=1.0, top_p=1.0
+    )
     assert (_sampling(ctx, explicit, 0).temperature, _sampling(ctx, explicit, 0).top_p) == (1.0, 1.0)
     assert _sampling(_ctx({}), implicit, 0).temperature == 1.0  # no defaults: OpenAI's
 

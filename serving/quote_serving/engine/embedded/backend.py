@@ -133,7 +133,7 @@ class EmbeddedBackend:
         self.stats.forward_calls += 1
         self.stats.tokens_computed += batch.num_tokens
 
-    @torch.no_grad()
+    @torch.inference_mode()  # not just no_grad: no version counters or view tracking, ~5-10% of a decode step
     def _run_model(self, batch: PackedBatch) -> torch.Tensor:
         with varlen_attention_enabled(self.model):
             out = self.model(
