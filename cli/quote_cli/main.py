@@ -22,7 +22,7 @@ def serve(
         None, help="smollm2 (default: SmolLM2-135M-Instruct, offline), tiny (random weights), an HF id or a path"
     ),
     dtype: str = typer.Option(
-        None, help="float32 (CPU default), bfloat16, float16, auto, or int8: int8 weights, ~2-3x faster on CPU"
+        None, help="float32 (CPU default), bfloat16, float16, auto, or int8 (CPU: ~2x faster, batch-invariant)"
     ),
     host: str = typer.Option("127.0.0.1", help="Interface to listen on"),
     port: int = typer.Option(8000, help="TCP port"),
