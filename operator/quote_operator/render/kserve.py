@@ -12,7 +12,8 @@ from __future__ import annotations
 from ..kube import INFERENCE_SERVICE
 from ..settings import OperatorSettings
 from ..spec import Deployment, QuoteModelSpec
-from .common import Child, Owner, metadata, pod_labels, resources, serving_env
+from .common import Child, Owner, metadata, on_cuda_image, pod_labels, resources, serving_env
+from .security import container_security_context, pod_security_context, writable_mounts, writable_volumes
 
 __all__ = ["inference_service"]
 
@@ -27,6 +28,10 @@ def inference_service(spec: QuoteModelSpec, deployment: Deployment, owner: Owner
         "runtime": settings.kserve.runtime,
         "resources": resources(spec),
         "env": serving_env(spec, deployment, settings),
+        # Merged into the ServingRuntime's container (the chart's sets the same): hardened here too, so a
+        # runtime that sets none still runs confined.
+        "securityContext": container_security_context(read_only_root=not on_cuda_image(spec)),
+        "volumeMounts": writable_mounts(),
     }
     if spec.model_is_uri:
         model["storageUri"] = spec.model
@@ -39,6 +44,8 @@ def inference_service(spec: QuoteModelSpec, deployment: Deployment, owner: Owner
                 "scaleMetric": "cpu",
                 "scaleTarget": settings.kserve.cpu_target_percent,
                 "labels": pod_labels(spec, deployment),
+                "securityContext": pod_security_context(),  # a ServingRuntime cannot set the pod's
+                "volumes": writable_volumes(),
                 "model": model,
             }
         },

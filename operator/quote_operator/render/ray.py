@@ -16,7 +16,8 @@ import yaml
 from ..kube import RAY_SERVICE
 from ..settings import OperatorSettings
 from ..spec import Deployment, QuoteModelSpec
-from .common import Child, Owner, image, metadata, pod_labels, resources, serving_env
+from .common import Child, Owner, image, metadata, on_cuda_image, pod_labels, resources, serving_env
+from .security import container_security_context, pod_security_context, writable_mounts, writable_volumes
 
 __all__ = ["cpu_cores", "ray_service", "serve_config"]
 
@@ -69,6 +70,9 @@ def _cluster(spec: QuoteModelSpec, deployment: Deployment, settings: OperatorSet
     return {
         "rayVersion": settings.ray.ray_version,
         "enableInTreeAutoscaling": True,
+        # KubeRay's autoscaler sidecar in the head pod: no privileges either (its root stays writable:
+        # KubeRay owns what it mounts and writes).
+        "autoscalerOptions": {"securityContext": container_security_context(read_only_root=False)},
         "headGroupSpec": {
             "rayStartParams": {"num-cpus": "0", "dashboard-host": "0.0.0.0"},
             "template": _pod(
@@ -94,6 +98,7 @@ def _pod(
     return {
         "metadata": {"labels": pod_labels(spec, deployment)},
         "spec": {
+            "securityContext": pod_security_context(),
             "containers": [
                 {
                     "name": container,
@@ -102,7 +107,10 @@ def _pod(
                     "resources": res,
                     "env": serving_env(spec, deployment, settings),
                     "ports": ports,
+                    "securityContext": container_security_context(read_only_root=not on_cuda_image(spec)),
+                    "volumeMounts": writable_mounts(),
                 }
-            ]
+            ],
+            "volumes": writable_volumes(),
         },
     }
