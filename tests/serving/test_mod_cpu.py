@@ -160,3 +160,30 @@ def test_a_worker_that_breaks_the_protocol_or_exits_is_counted(pool: ModWorkerPo
         _call(pool, "breaking", breaker, "exit-1")
     assert _restarts(metrics, "protocol") == 1 and _restarts(metrics, "died") == 1
     assert _call(pool, "breaking", breaker, "calm-1") is not None  # the tenant is served again
+
+
+def test_a_cpu_clock_reads_its_process_and_nothing_once_it_is_gone() -> None:
+    import subprocess
+    import sys
+
+    from quote_serving.runtime.mod_cpu import CpuClock
+
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time\nt=time.process_time()\nwhile time.process_time()-t<0.3: pass\ntime.sleep(30)",
+        ]
+    )
+    clock = CpuClock(child.pid)
+    try:
+        deadline = time.monotonic() + 20
+        while (clock.read() or 0.0) < 0.2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (clock.read() or 0.0) >= 0.2  # the child's own busy loop, read through the open descriptor
+    finally:
+        child.kill()
+        child.wait()
+    assert clock.read() is None  # reaped: the descriptor names that process, never a successor
+    clock.close()
+    assert clock.read() is None

@@ -15,7 +15,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
-__all__ = ["IdleMeter", "cpu_seconds"]
+__all__ = ["CpuClock", "IdleMeter", "cpu_seconds"]
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -27,6 +27,34 @@ def cpu_seconds(pid: int) -> float | None:
             data = stat.read()
     except OSError:
         return None
+    return _parse(data)
+
+
+class CpuClock:
+    """`cpu_seconds` of one process through a descriptor kept open: the pool reads it twice per mod
+    call, and `pread` of an open `/proc/<pid>/stat` costs ~7 µs against ~19 µs for open + read.
+    The descriptor names that process, never a later one that reuses its pid: once it is gone,
+    reads fail (None)."""
+
+    def __init__(self, pid: int) -> None:
+        self._fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+
+    def read(self) -> float | None:
+        fd = self._fd
+        if fd < 0:
+            return None
+        try:
+            return _parse(os.pread(fd, 4096, 0))
+        except OSError:
+            return None
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+
+def _parse(data: bytes) -> float | None:
     # The command name (field 2) may hold spaces and parentheses: split after its last ")".
     fields = data[data.rfind(b")") + 2 :].split()
     try:

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from quote_serving.runtime.mod_cpu import IdleMeter, cpu_seconds
+from quote_serving.runtime.mod_cpu import CpuClock, IdleMeter
 from quote_serving.runtime.mod_protocol import ProtocolError, decode_header, encode_frame, split_prefix
 from quote_serving.runtime.mod_slots import DEFAULT_CAPACITY, RowSlots
 
@@ -81,6 +81,10 @@ class WorkerProcess:
             )
         finally:
             self.slots.close_fd()
+        try:
+            self.clock: CpuClock | None = CpuClock(self.proc.pid)
+        except OSError:  # already gone: cpu() answers None, as for a dead worker
+            self.clock = None
         self.out_fd = self.proc.stdout.fileno()  # type: ignore[union-attr]  # pipes: Popen opened with PIPE
         self.in_fd = self.proc.stdin.fileno()  # type: ignore[union-attr]  # pipes: Popen opened with PIPE
         os.set_blocking(self.in_fd, False)  # writes wait on select, until the caller's deadline
@@ -108,13 +112,15 @@ class WorkerProcess:
 
     def cpu(self) -> float | None:
         """Lifetime CPU seconds (all threads); None once it is gone."""
-        return cpu_seconds(self.proc.pid)
+        return None if self.clock is None else self.clock.read()
 
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
+        if self.clock is not None:
+            self.clock.close()
         for stream in (self.proc.stdin, self.proc.stdout):
             with contextlib.suppress(OSError):
                 if stream is not None:
