@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import os
 import statistics
 import time
 import uuid
@@ -48,6 +47,7 @@ from quote_serving.embedded import isolate_mods
 from quote_serving.engine.embedded import EmbeddedBackend
 from quote_serving.engine.sampling import SamplingParams
 from quote_serving.models.loader import LoadedModel, load_model
+from quote_serving.runtime.mod_cpu import cpu_seconds as worker_cpu_seconds
 from quote_serving.runtime.mod_runtime import ModRuntime, RuntimeSettings
 from quote_serving.runtime.requests import GenerationRequest, RequestHandle
 from quote_serving.settings import ServeSettings
@@ -145,13 +145,8 @@ def cpu_seconds() -> float:
     """CPU time of this process and of its live children (the mod workers): a measure that load from
     other processes on a shared machine barely moves, unlike wall-clock throughput."""
     total = time.process_time()
-    tick = os.sysconf("SC_CLK_TCK")
     for pid in _children():
-        try:  # fields after the command name: state is [0], utime [11], stime [12]
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-        except (OSError, IndexError, ValueError):  # a worker that just exited
-            continue
+        total += worker_cpu_seconds(pid) or 0.0  # None: a worker that just exited
     return total
 
 
