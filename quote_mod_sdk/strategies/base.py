@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Hashable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -54,6 +54,26 @@ class Strategy:
         from .runtime import into_strategy
 
         return into_strategy(self, tokenizer)
+
+
+T = TypeVar("T")
+
+
+def normalize_threads(
+    threads: list[T], expand: Callable[[T], tuple[bool, list[T]]], key: Callable[[T], Hashable]
+) -> tuple[T, ...]:
+    """Expand parser threads to a fixed point (`expand`: does the thread stay, and which threads it
+    also becomes), keeping the first (highest-priority) thread per `key`; shared by the sequence
+    and list strategies, whose states are such thread sets."""
+    out: dict[Hashable, T] = {}
+    todo = list(reversed(threads))
+    while todo:
+        thread = todo.pop()
+        stays, also = expand(thread)
+        if stays:
+            out.setdefault(key(thread), thread)
+        todo.extend(reversed(also))
+    return tuple(out.values())
 
 
 class CompiledStrategy(ABC):

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .base import CompiledStrategy, StrategyError
+from .base import CompiledStrategy, StrategyError, normalize_threads
 from .primitives import ByteTrie
 from .token_index import BoolArray, TokenIndex
 
@@ -140,15 +140,7 @@ class CompiledList(CompiledStrategy):
 
     def _normalize(self, threads: list[Thread]) -> ListState:
         """Expand to a fixed point, keeping the first (highest-priority) thread per key."""
-        out: dict[Hashable, Thread] = {}
-        todo = list(reversed(threads))
-        while todo:
-            thread = todo.pop()
-            stays, also = self._expand(thread)
-            if stays:
-                out.setdefault(self._thread_key(thread), thread)
-            todo.extend(reversed(also))
-        return tuple(out.values())
+        return normalize_threads(threads, self._expand, self._thread_key)
 
     # --- state machine --------------------------------------------------------------------------
     def initial_state(self) -> ListState:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import CompiledStrategy, Strategy, StrategyError
+from .base import CompiledStrategy, Strategy, StrategyError, normalize_threads
 from .primitives import ByteTrie
 from .token_index import BoolArray, TokenIndex
 
@@ -77,15 +77,7 @@ class CompiledSeq(CompiledStrategy):
         return stays, []
 
     def _normalize(self, threads: list[Thread]) -> SeqState:
-        out: dict[Hashable, Thread] = {}
-        todo = list(reversed(threads))
-        while todo:
-            thread = todo.pop()
-            stays, also = self._expand(thread)
-            if stays:
-                out.setdefault(self._thread_key(thread), thread)
-            todo.extend(reversed(also))
-        return tuple(out.values())
+        return normalize_threads(threads, self._expand, self._thread_key)
 
     def _thread_key(self, thread: Thread) -> Hashable:
         k, sub, _, _ = thread
