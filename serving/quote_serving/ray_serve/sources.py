@@ -23,11 +23,12 @@ from quote_serving.ray_serve.mod_store import StoreClient
 from quote_serving.runtime.isolation import ModIsolation, start_isolation
 from quote_serving.settings import ServeSettings
 
-__all__ = ["dev_mode_of", "isolation_for", "mod_source_for"]
+__all__ = ["isolation_for", "mod_source_for"]
 
 
-def dev_mode_of(args: QuoteAppArgs) -> bool:
-    return args.dev_mode if args.dev_mode is not None else args.registry_url is None
+def _serve_settings(args: QuoteAppArgs) -> ServeSettings:
+    """The mod-related settings as `quote serve` resolves them (dev mode's default included)."""
+    return ServeSettings(registry_url=args.registry_url, dev_mode=args.dev_mode)
 
 
 def isolation_for(args: QuoteAppArgs, tokenizer: Any, *, calls: bool) -> ModIsolation:
@@ -35,7 +36,7 @@ def isolation_for(args: QuoteAppArgs, tokenizer: Any, *, calls: bool) -> ModIsol
     loads bundles only for their metadata (in one-shot workers when isolated) and never calls a mod."""
     return start_isolation(
         args.mod_isolation,
-        dev_mode=dev_mode_of(args),
+        dev_mode=bool(_serve_settings(args).dev_mode),
         tokenizer=tokenizer,
         budget_ms=args.mod_budget_ms,
         memory_mb=args.mod_memory_mb,
@@ -52,4 +53,4 @@ def mod_source_for(
         return ModCatalog(StoreClient(store), ModCache(loader=loader), alias_ttl_s=args.mod_alias_ttl_s)
     from quote_serving.embedded import mod_source
 
-    return mod_source(ServeSettings(registry_url=args.registry_url, dev_mode=args.dev_mode), loader)
+    return mod_source(_serve_settings(args), loader)

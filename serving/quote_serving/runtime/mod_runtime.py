@@ -337,8 +337,6 @@ class ModRuntime:
         whose mods have answered, dispatch their ForwardPass calls together, sample what is
         answered, dispatch the Sampled/Added calls together. A request whose call is still in
         flight skips the forward; nothing here ever waits on one slow mod for long."""
-        if self._calls is None:
-            self._calls = cf.ThreadPoolExecutor(max(self.settings.max_batch, 1), thread_name_prefix="quote-mod-call")
         lives = list(self._live.values())
         to_sample: list[tuple[_Live, Any]] = []
         for live in lives:
@@ -373,9 +371,15 @@ class ModRuntime:
     def _is_idle(self, live: _Live) -> bool:
         return live.call is None and self._live.get(live.gen.request_id) is live
 
+    def call_pool(self) -> cf.ThreadPoolExecutor:
+        """The threads isolated mod calls wait on (one per request in flight), made on first use;
+        every backend that dispatches a step's calls at once uses this one."""
+        if self._calls is None:
+            self._calls = cf.ThreadPoolExecutor(max(self.settings.max_batch, 1), thread_name_prefix="quote-mod-call")
+        return self._calls
+
     def _dispatch(self, live: _Live, phase: str, call: Callable[..., Any], *args: Any) -> None:
-        assert self._calls is not None
-        live.phase, live.call = phase, self._calls.submit(call, *args)
+        live.phase, live.call = phase, self.call_pool().submit(call, *args)
 
     def _wait_and_harvest(self, lives: list[_Live], to_sample: list[tuple[_Live, Any]]) -> None:
         calls = [live.call for live in lives if live.call is not None]

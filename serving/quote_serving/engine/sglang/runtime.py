@@ -22,7 +22,6 @@ import json
 import logging
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -161,9 +160,7 @@ class SGLangModRuntime(ModRuntime):
             ops=ops,
         )
         if self.invoker_for is not None:  # isolated mods: a step's calls go to their workers at once
-            bridge.runner.calls = ThreadPoolExecutor(
-                max(self.settings.max_batch, 1), thread_name_prefix="quote-mod-call"
-            )
+            bridge.runner.calls = self.call_pool()
         self.view.bridge = bridge
         return bridge
 
