@@ -74,7 +74,7 @@ class HealthChecker:
             async with self._session.get(readyz_url(url)) as response:
                 ready = response.status == 200
             replica.slow_checks = 0
-        except (TimeoutError, aiohttp.ServerTimeoutError):
+        except TimeoutError:  # aiohttp's ServerTimeoutError and ConnectionTimeoutError included
             replica.slow_checks += 1
             ready = replica.ready and replica.slow_checks < self.slow_limit
         except aiohttp.ClientError:
