@@ -69,7 +69,9 @@ def test_a_killed_lone_replica_fails_its_request_cleanly_and_is_replaced(app: Qu
     replica = raw.headers["x-quote-replica"]
     with ThreadPoolExecutor(1) as pool:
         pending = pool.submit(slow_chat, client, max_tokens=400)
-        time.sleep(1.5)  # let it start generating
+        # let it reach the engine and start generating: 400 tokens at 40 ms take ~16 s, so 4 s leaves
+        # it mid-request (1.5 s was sometimes too short under load: Serve then sent it to the new replica)
+        time.sleep(4)
         ray.kill(ray.get_actor(f"SERVE_REPLICA::{replica}", namespace="serve"), no_restart=True)
         with pytest.raises(openai.InternalServerError) as info:
             pending.result(timeout=60)
