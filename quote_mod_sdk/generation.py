@@ -11,6 +11,12 @@ through this class, so the two cannot disagree on what an action means. A driver
         if plan is not None:
             gen.sampled(sample(plan))              # Sampled → Added → stop checks
 
+A driver that answers many requests' mod calls at once (isolated mods: one round trip to a worker
+process per call) uses the split-phase forms instead: `forward_pass_steps` and `sampled_steps`
+are generators that yield each event the mod must answer and take the answer (an action, or the
+exception the call raised) by `send`; `forward_pass` and `sampled` run the same steps with the
+request's own invoker in this thread. Both forms apply actions with the same code.
+
 Everything a client can observe (tokens, erasures, tool calls, errors) is recorded in
 `gen.trace`, which the runtime exports and the token-timeline page draws.
 """
@@ -18,7 +24,7 @@ Everything a client can observe (tokens, erasures, tool calls, errors) is record
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,11 +64,15 @@ __all__ = [
     "ModInvoker",
     "RequestTrace",
     "SamplePlan",
+    "Steps",
     "TokenRecord",
     "call_mod",
 ]
 
 ModInvoker = Callable[[Mod, ModEvent, ActionBuilder, Any], Action]
+# A split-phase step: yields the events a mod must answer, is sent each answer (the action, or the
+# exception the call raised), and returns the step's result.
+Steps = Generator[ModEvent, "Action | Exception", Any]
 
 
 def call_mod(mod: Mod, event: ModEvent, actions: ActionBuilder, tokenizer: Any) -> Action:
@@ -235,6 +245,11 @@ class Generation:
 
     def forward_pass(self, logits: Any) -> SamplePlan | None:
         """Deliver ForwardPass; returns what to sample from, or None when no sampling happens."""
+        plan: SamplePlan | None = self._drive(self.forward_pass_steps(logits))
+        return plan
+
+    def forward_pass_steps(self, logits: Any) -> Steps:
+        """`forward_pass` as split-phase steps (see the module docstring); returns the plan."""
         if self.finished:
             return None
         self.step += 1
@@ -244,23 +259,33 @@ class Generation:
         row = as_logits_row(logits)
         if self.params.top_logprobs:
             self._pending_top = top_k_logprobs(row, self.params.top_logprobs)
-        action = self._call(ForwardPass(request_id=self.request_id, step=self.step, logits=row))
+        action = yield from self._calling(ForwardPass(request_id=self.request_id, step=self.step, logits=row))
         if isinstance(action, Noop):
             return SamplePlan(row)
         if isinstance(action, AdjustLogits):
             return self._adjusted(row, action)
-        self._apply_edit(action)
+        yield from self._apply_edit(action)
         return None
 
     def sampled(self, token: int, logprob: float | None = None) -> None:
         """Deliver Sampled for the token the driver sampled, then commit it (unless replaced)."""
+        self._drive(self.sampled_steps(token, logprob))
+
+    def sampled_steps(self, token: int, logprob: float | None = None) -> Steps:
+        """`sampled` as split-phase steps (see the module docstring)."""
         if self.finished:
-            return
-        action = self._call(Sampled(request_id=self.request_id, step=self.step, sampled_token=int(token)))
+            return None
+        action = yield from self._calling(Sampled(request_id=self.request_id, step=self.step, sampled_token=int(token)))
         if isinstance(action, Noop):
-            self._append([int(token)], forced=False, logprob=logprob)
+            yield from self._append([int(token)], forced=False, logprob=logprob)
         else:
-            self._apply_edit(action)  # the sampled token is discarded: the mod replaced it
+            yield from self._apply_edit(action)  # the sampled token is discarded: the mod replaced it
+        return None
+
+    def added_after_sampled(self, token: int) -> Added:
+        """The Added event `sampled_steps(token)` yields next if the mod answers Sampled with noop:
+        a driver may send both at once (one round trip) and check the match."""
+        return Added(self.request_id, self.step, [int(token)], False, len(self.prompt) + len(self.output) + 1)
 
     def finish(self, reason: str) -> None:
         """End the request (idempotent) and tell the mod, whose answer no longer matters."""
@@ -286,14 +311,14 @@ class Generation:
             return None
         return SamplePlan(logits, action.token_temp)
 
-    def _apply_edit(self, action: Action) -> None:
+    def _apply_edit(self, action: Action) -> Steps:
         """Actions that change the output without sampling: force, backtrack, or end."""
         if isinstance(action, ForceTokens):
-            self._append(action.tokens, forced=True)
+            yield from self._append(action.tokens, forced=True)
         elif isinstance(action, Backtrack):
             self._backtrack(action.n)
             if action.reinject_tokens:
-                self._append(action.reinject_tokens, forced=True)
+                yield from self._append(action.reinject_tokens, forced=True)
         else:
             self._apply_terminal(action)
 
@@ -309,7 +334,7 @@ class Generation:
         elif isinstance(action, EmitError):
             self._fail(action.message, kind="emit_error")
 
-    def _append(self, tokens: list[int], *, forced: bool, logprob: float | None = None) -> None:
+    def _append(self, tokens: list[int], *, forced: bool, logprob: float | None = None) -> Steps:
         """Append tokens, fire Added, apply what it returns, then check stop conditions.
 
         As in the original engine, tokens an Added handler forces (or reinjects after a backtrack)
@@ -321,7 +346,7 @@ class Generation:
         if not self._check_tokens(tokens, "force_tokens" if forced else "sampling"):
             return
         self._record(tokens, forced=forced, logprob=logprob)
-        action = self._call(
+        action = yield from self._calling(
             Added(self.request_id, self.step, list(tokens), forced, len(self.prompt) + len(self.output))
         )
         if isinstance(action, ForceTokens):
@@ -388,22 +413,45 @@ class Generation:
 
     # ----- mod calls and failures ------------------------------------------------------------
     def _call(self, event: ModEvent) -> Action:
+        action: Action = self._drive(self._calling(event))
+        return action
+
+    def _drive(self, steps: Steps) -> Any:
+        """Run split-phase steps here, each event answered by this request's invoker."""
+        try:
+            event = next(steps)
+            while True:
+                event = steps.send(self._answer(event))
+        except StopIteration as done:
+            return done.value
+
+    def _answer(self, event: ModEvent) -> Action | Exception:
+        assert self.mod is not None  # `_calling` yields only when there is a mod
+        try:
+            with conversation_scope(self.request_id, self.messages, self.tools):
+                return self._invoke(self.mod, event, ACTIONS, self.tokenizer)
+        except Exception as exc:  # the steps turn it into the request's error
+            return exc
+
+    def _calling(self, event: ModEvent) -> Generator[ModEvent, Action | Exception, Action]:
+        """One mod call: yield the event, take the answer, record it; a failure fails the request."""
         if self.mod is None or self.finished:
             return NOOP
         started = time.perf_counter()
         error: str | None = None
-        try:
-            with conversation_scope(self.request_id, self.messages, self.tools):
-                action = self._invoke(self.mod, event, ACTIONS, self.tokenizer)
-        except ModFailedError as exc:
-            action, error = NOOP, str(exc)
-            self._fail_from(exc)
-        except InvalidActionError as exc:
-            action, error = NOOP, str(exc)
-            self._fail(f"returned an invalid action: {exc}", kind="invalid_action")
-        except Exception as exc:
-            action, error = NOOP, f"{type(exc).__name__}: {exc}"
-            self._fail(f"raised {type(exc).__name__}: {exc}", kind="exception")
+        action: Action
+        answer = yield event
+        if isinstance(answer, ModFailedError):
+            action, error = NOOP, str(answer)
+            self._fail_from(answer)
+        elif isinstance(answer, InvalidActionError):
+            action, error = NOOP, str(answer)
+            self._fail(f"returned an invalid action: {answer}", kind="invalid_action")
+        elif isinstance(answer, Exception):
+            action, error = NOOP, f"{type(answer).__name__}: {answer}"
+            self._fail(f"raised {type(answer).__name__}: {answer}", kind="exception")
+        else:
+            action = answer
         latency = (time.perf_counter() - started) * 1000
         name = action_name(action)
         self.trace.mod_calls.append(

@@ -76,11 +76,15 @@ def _embedded(model: str | None = None) -> Engine:
 
 def _embedded_dispatch() -> Engine:
     """The embedded engine stepping the way it does with isolated mods (`runtime/dispatch.py`): every
-    phase's mod calls dispatched to a thread pool at once, stragglers sitting out the next forward.
-    The mods stay in this process (the tests' mods close over test state), under the same budget."""
+    phase's mod calls sent at once (here to threads: `ThreadedCalls`), each Sampled with the Added a
+    noop answer implies, stragglers sitting out the next forward. The mods stay in this process
+    (the tests' mods close over test state), under the same budget."""
+    from quote_serving.runtime.dispatch import ThreadedCalls
+
     engine = _embedded()
     runtime = engine.runtime
     runtime.invoker_for = lambda handle: runtime.budget
+    runtime.mod_calls = ThreadedCalls(runtime.budget, runtime.call_pool(), engine.tokenizer)
     return Engine("dispatch", engine.model, engine.tokenizer, runtime)
 
 

@@ -1,8 +1,8 @@
-"""Dispatching one step's mod calls to isolated workers in parallel, and not waiting for stragglers.
+"""How long one step waits for isolated mods' answers: the rule that keeps stragglers out.
 
 With `mod_isolation=process` a mod call is a round trip to a worker process, so the engine thread
-sends every request's call of a phase at once (one pool thread per request: it blocks on its
-worker's pipe, not on the GIL) and then waits like this:
+sends every request's call of a phase at once (`runtime/mod_calls.py`; no thread per call: it
+selects on the workers' pipes) and then waits like this (`ModRuntime._wait_phase`):
 
     dispatch all ─► wait for the first answer (t₁ after dispatch)
                  └► wait for the rest at most `max(floor, factor × t₁)` more
@@ -12,16 +12,25 @@ worker's pipe, not on the GIL) and then waits like this:
 
 So a mod that takes most of its budget every step slows only its own requests; the worker pool
 still enforces the budget itself (the call fails and its worker is killed past it).
+
+`ThreadedCalls` sends calls the same way to an in-process invoker, on threads: the conformance
+suite's `dispatch` backend runs the isolated step with it, with mods that record what they see.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
-import time
-from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["StragglerPolicy", "wait_for_step"]
+from quote_mod_sdk import events as ev
+from quote_mod_sdk.actions import Noop
+from quote_mod_sdk.conversation import conversation_scope
+from quote_mod_sdk.generation import ModInvoker
+from quote_mod_sdk.mod import ACTIONS, Mod
+from quote_serving.runtime.mod_calls import Ticket
+
+__all__ = ["StragglerPolicy", "ThreadedCalls"]
 
 
 @dataclass(frozen=True)
@@ -34,14 +43,39 @@ class StragglerPolicy:
         return min(max(self.floor_s, self.factor * first_s), self.ceiling_s)
 
 
-def wait_for_step(futures: Iterable[cf.Future[object]], policy: StragglerPolicy, idle_s: float) -> None:
-    """Block until the step may go on (see the module docstring). `idle_s` bounds the wait for the
-    first answer, so the engine thread still admits new requests while every mod is busy."""
-    pending = set(futures)
-    if not pending:
-        return
-    started = time.monotonic()
-    done, pending = cf.wait(pending, timeout=idle_s, return_when=cf.FIRST_COMPLETED)
-    if not done or not pending:
-        return
-    cf.wait(pending, timeout=policy.grace(time.monotonic() - started))
+class ThreadedCalls:
+    """`submit` like `ModWorkerPool.submit`, each call run by `invoke` on a thread of `pool`."""
+
+    def __init__(self, invoke: ModInvoker, pool: cf.ThreadPoolExecutor, tokenizer: Any = None) -> None:
+        self.invoke, self.pool, self.tokenizer = invoke, pool, tokenizer
+
+    def submit(
+        self,
+        key: str,
+        mod: Mod,
+        event: ev.ModEvent,
+        *,
+        conversation: tuple[Any, Any] | None = None,
+        then: ev.Added | None = None,
+    ) -> Ticket:
+        ticket = Ticket(mod.name, event, 0.0)
+        if then is not None:
+            ticket.paired = Ticket(mod.name, then, 0.0)
+        messages, tools = conversation or (None, None)
+
+        def run() -> Any:
+            first = self._answer(mod, event, messages, tools)
+            if ticket.paired is not None:
+                second = self._answer(mod, then, messages, tools) if isinstance(first, Noop) else None
+                ticket.paired.settle(second)
+            return first
+
+        ticket.future = self.pool.submit(run)
+        return ticket
+
+    def _answer(self, mod: Mod, event: Any, messages: Any, tools: Any) -> Any:
+        try:
+            with conversation_scope(event.request_id, messages, tools):
+                return self.invoke(mod, event, ACTIONS, self.tokenizer)
+        except Exception as exc:  # the request's steps turn it into its error
+            return exc

@@ -67,7 +67,7 @@ class ModIsolation:
         if self.pool is None:
             return
         pool = self.pool
-        runtime.mod_pool = pool
+        runtime.mod_pool = runtime.mod_calls = pool
         runtime.invoker_for = lambda handle: pool.invoker(handle.request.tenant)
 
     def close(self) -> None:

@@ -66,10 +66,13 @@ def row_bytes(row: Any) -> bytes:
     return np.ascontiguousarray(array, dtype=np.float32).tobytes()
 
 
-def returned_row(answer: dict[str, Any], blob: bytes, slots: RowSlots, expected: int) -> np.ndarray | None:
+def returned_row(
+    answer: dict[str, Any], blob: bytes, slots: RowSlots, expected: int, pair: int | None = 0
+) -> np.ndarray | None:
     """The row an adjust_logits answer returned, copied once; None when it returned none.
 
-    The worker's claimed length is compared, never used to size a read: OUT is read at `expected`.
+    The worker's claimed length is compared, never used to size a read: OUTₚ (`pair`, the call's
+    own; None when its row was piped) is read at `expected`.
     """
     where = answer.get("logits")
     if not where:
@@ -78,9 +81,9 @@ def returned_row(answer: dict[str, Any], blob: bytes, slots: RowSlots, expected:
         n = answer.get("n")
         if not isinstance(n, int) or isinstance(n, bool):
             raise InvalidActionError("adjust_logits answered a row without a length")
-        if n != expected or not slots.fits(expected):
+        if n != expected or not slots.fits(expected) or pair is None:
             raise InvalidActionError(f"adjust_logits returned a row of size {n}, expected {expected}")
-        return slots.take_output(expected)
+        return slots.take_output(expected, pair)
     if len(blob) % 4:
         raise InvalidActionError("adjust_logits returned a row that is not float32")
     if len(blob) // 4 != expected:

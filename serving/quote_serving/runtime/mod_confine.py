@@ -1,6 +1,8 @@
 """A mod worker's confinement layers, applied once by `mod_worker` before any mod code loads.
 
-    priority       nice 10: mods never compete with the engine for CPU on equal terms
+    priority       nice 10 and SCHED_BATCH: mods never compete with the engine for CPU on equal
+                   terms, and a worker woken by a call never preempts the engine thread that
+                   sends it (so a step's calls all go out before any worker runs)
     rlimits        RLIMIT_AS (QUOTE_MOD_MEMORY_MB), RLIMIT_CPU (a backstop: the pool recycles a
                    worker before it), RLIMIT_NOFILE, RLIMIT_CORE=0
     no_new_privs   prctl(PR_SET_NO_NEW_PRIVS) (Landlock and seccomp need it)
@@ -52,6 +54,7 @@ def confine(config: dict[str, Any], read: Iterable[str] = ()) -> dict[str, str]:
 def _priority() -> str:
     try:
         os.setpriority(os.PRIO_PROCESS, 0, max(os.getpriority(os.PRIO_PROCESS, 0), NICENESS))
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
     except OSError as exc:
         return f"not applied: {exc}"
     return "applied"

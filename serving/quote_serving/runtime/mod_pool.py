@@ -38,10 +38,11 @@ from typing import Any
 from quote_mod_sdk import actions as act
 from quote_mod_sdk import events as ev
 from quote_mod_sdk.conversation import _ACTIVE, _SCHEMAS
-from quote_mod_sdk.errors import InvalidActionError, ModFailedError, SerializationError
+from quote_mod_sdk.errors import ModFailedError, SerializationError
 from quote_mod_sdk.mod import Mod
 from quote_mod_sdk.serialize import bundle_digest, validate_bundle
-from quote_serving.runtime.mod_answers import decode_action, event_header, returned_row, row_bytes, row_length
+from quote_serving.runtime.mod_answers import event_header, row_bytes, row_length
+from quote_serving.runtime.mod_calls import CallQueue, Ticket, settled, wait_for
 from quote_serving.runtime.mod_process import SpawnSpec, WorkerDied, WorkerProcess
 from quote_serving.runtime.mod_slots import DEFAULT_CAPACITY
 
@@ -69,10 +70,11 @@ class RemoteMod(Mod):
 class _Worker:
     """A tenant's worker process and the pool's bookkeeping about it (guarded by the pool lock)."""
 
-    def __init__(self, proc: WorkerProcess, key: str) -> None:
+    def __init__(self, proc: WorkerProcess, key: str, on_fail: Callable[[_Worker, str, str], None]) -> None:
         self.proc = proc
         self.key = key
-        self.loaded: dict[str, str] = {}  # bundle digest → mod name
+        self.queue = CallQueue(proc, lambda reason, why: on_fail(self, reason, why))
+        self.loaded = self.queue.loaded  # bundle digest → mod name
         self.requests: set[str] = set()  # live requests bound here (affinity)
         self.introduced: set[str] = set()  # requests whose conversation the worker has
         self.retiring = False  # near its CPU limit: no new requests
@@ -247,6 +249,7 @@ class ModWorkerPool:
             worker.requests.clear()
             self._changed.notify_all()
         worker.proc.kill()
+        worker.queue.fail_all(why, reason == "timeout", self.budget_s)
         with self._lock:
             self.restarts[reason] += 1
         logger.warning(
@@ -276,6 +279,13 @@ class ModWorkerPool:
         """Bind a new request to the tenant's least-loaded worker, or to a new one under the cap."""
         deadline = time.monotonic() + self.spec.start_timeout_s
         with self._lock:
+            group = [w for w in self._groups.get(key, []) if not w.retiring]
+        for worker in group:  # one near its CPU limit takes no new request (it retires)
+            cpu = worker.proc.cpu()
+            if cpu is not None and cpu >= self.recycle_cpu_s:
+                with self._lock:
+                    worker.retiring = True
+        with self._lock:
             while True:
                 if self._closed.is_set():
                     raise WorkerDied("the mod worker pool is closed")
@@ -298,7 +308,7 @@ class ModWorkerPool:
                 self._starting[key] -= 1
                 self._changed.notify_all()
         with self._lock:
-            worker = _Worker(proc, key)
+            worker = _Worker(proc, key, self._queue_failed)
             if not self._closed.is_set():
                 self._groups.setdefault(key, []).append(worker)
                 return self._bind(key, rid, worker)
@@ -360,122 +370,128 @@ class ModWorkerPool:
         return invoke
 
     def call(self, key: str, mod: RemoteMod, event: ev.ModEvent) -> act.Action:
-        """One mod call on the request's worker; safe from any thread."""
+        """One mod call on the request's worker, answered before it returns; safe from any thread.
+        A Finished is sent and not waited for: nobody uses its answer."""
+        ticket = self.submit(key, mod, event)
+        if isinstance(event, ev.Finished):
+            return act.NOOP
+        wait_for([ticket], self.budget_s + self.load_timeout_s + 1.0)  # the queue enforces budgets
+        if not ticket.done:  # only if the queue could not (a worker that never sent its ready frame)
+            raise ModFailedError(f"mod {mod.name!r} did not answer", mod=mod.name, kind="timeout")
+        return ticket.result()
+
+    def submit(
+        self,
+        key: str,
+        mod: Mod,
+        event: ev.ModEvent,
+        *,
+        conversation: tuple[Any, Any] | None = None,
+        then: ev.Added | None = None,
+    ) -> Ticket:
+        """Send one mod call to the request's worker without waiting (`mod_calls.wait_for` waits).
+
+        `conversation`: the request's (messages, tool schemas), for the worker's first call of the
+        request (default: the calling context's, as `Generation` sets it). `then`: with a Sampled,
+        the Added that follows a noop answer; its answer comes as `ticket.paired`. Never raises:
+        a failure is the ticket's outcome.
+        """
+        if not isinstance(mod, RemoteMod):
+            return settled(mod.name, ModFailedError(f"mod {mod.name!r} was not loaded for isolation", mod=mod.name))
         finished = isinstance(event, ev.Finished)
         try:
             worker = self._route(key, event.request_id, mod, finished)
+        except ModFailedError as exc:
+            return settled(mod.name, exc)
         except (WorkerDied, TimeoutError, OSError) as exc:
-            raise ModFailedError(
-                f"mod {mod.name!r}: no worker could start ({exc})", mod=mod.name, kind="exception"
-            ) from None
+            return settled(mod.name, ModFailedError(f"mod {mod.name!r}: no worker could start ({exc})", mod=mod.name))
         if worker is None:
-            return act.NOOP
+            return settled(mod.name, act.NOOP)
         try:
-            with worker.proc.lock:
-                return self._call_locked(worker, mod, event)
+            with worker.queue.lock:
+                return self._send(worker, mod, event, conversation, then, finished)
         finally:
             if finished:
                 self._release(worker, event.request_id)
 
-    def _call_locked(self, worker: _Worker, mod: RemoteMod, event: ev.ModEvent) -> act.Action:
-        if worker.gone is not None:  # dropped while this call waited for the lock
-            raise ModFailedError(f"mod {mod.name!r} failed: {worker.gone}", mod=mod.name, kind="exception")
-        self._check_idle(worker, mod)
-        try:
-            answer, logits = self._exchange(worker, mod, event)
-        except TimeoutError:
-            self._drop(worker, "timeout", f"its worker was killed when a call to mod {mod.name!r} exceeded its budget")
-            raise ModFailedError(
-                f"mod {mod.name!r} exceeded its {self.budget_s * 1000:.0f} ms budget on {type(event).__name__}"
-                " (its worker was killed)",
-                mod=mod.name,
-                kind="timeout",
-            ) from None
-        except WorkerDied as exc:
-            self._drop(worker, exc.reason, str(exc))
-            raise ModFailedError(f"mod {mod.name!r} failed: {exc}", mod=mod.name, kind="exception") from None
-        self._after_call(worker)
-        if not answer.get("ok"):
-            message = str(answer.get("error"))[:2000]
-            if answer.get("kind") == "invalid_action":
-                raise InvalidActionError(message)
-            raise ModFailedError(f"mod {mod.name!r} raised {message}", mod=mod.name, kind="exception")
-        return decode_action(event, answer, logits)
-
-    def _exchange(self, worker: _Worker, mod: RemoteMod, event: ev.ModEvent) -> tuple[dict[str, Any], Any]:
-        """Load the bundle if needed, send the event, return (answer, the returned row copied out)."""
-        proc = worker.proc
-        if mod.digest not in worker.loaded:
-            load = {"op": "load", "digest": mod.digest, "bundle": mod.bundle}
-            answer, _ = proc.exchange(load, b"", time.monotonic() + self.load_timeout_s)
-            if not answer.get("ok"):
-                raise ModFailedError(
-                    f"mod {mod.name!r} could not be loaded: {str(answer.get('error'))[:2000]}",
-                    mod=mod.name,
-                    kind="exception",
-                )
-            worker.loaded[mod.digest] = mod.name
+    def _send(
+        self,
+        worker: _Worker,
+        mod: RemoteMod,
+        event: ev.ModEvent,
+        conversation: tuple[Any, Any] | None,
+        then: ev.Added | None,
+        finished: bool,
+    ) -> Ticket:
+        queue = worker.queue
+        if worker.gone is not None:  # dropped since it was routed
+            return settled(mod.name, ModFailedError(f"mod {mod.name!r} failed: {worker.gone}", mod=mod.name))
+        if mod.digest not in queue.loaded:
+            queue.loaded[mod.digest] = mod.name
+            queue.load_errors.pop(mod.digest, None)
+            load = Ticket(mod.name, None, self.load_timeout_s, digest=mod.digest, discard=True)
+            queue.send(load, {"op": "load", "digest": mod.digest, "bundle": mod.bundle})
+        ticket = Ticket(mod.name, event, self.budget_s, digest=mod.digest, discard=finished)
         call: dict[str, Any] = {"op": "call", "digest": mod.digest, "event": event_header(event)}
-        blob, expected = b"", 0
+        blob = b""
         if isinstance(event, ev.ForwardPass):
-            expected = row_length(event.logits)
-            if proc.slots.fits(expected):
-                call["event"]["row"] = proc.slots.put_input(event.logits)  # only the length is framed
+            ticket.expected = row_length(event.logits)
+            ticket.pair = queue.take_pair() if worker.proc.slots.fits(ticket.expected) else None
+            if ticket.pair is not None:  # only the length and the pair are framed
+                call["event"]["row"] = worker.proc.slots.put_input(event.logits, ticket.pair)
+                call["event"]["slot"] = ticket.pair
             else:
                 blob = row_bytes(event.logits)
+        elif then is not None and isinstance(event, ev.Sampled):
+            call["then"] = event_header(then)
+            ticket.paired = Ticket(mod.name, then, self.budget_s, digest=mod.digest)
         if event.request_id not in worker.introduced:
-            active, schemas = _ACTIVE.get(), _SCHEMAS.get()
-            messages: list[Any] = list(active[1]) if active and active[0] == event.request_id else []
-            call["messages"], call["tools"] = messages, list(schemas)
+            if conversation is None:
+                active = _ACTIVE.get()
+                messages = list(active[1]) if active and active[0] == event.request_id else []
+                conversation = (messages, list(_SCHEMAS.get()))
+            call["messages"], call["tools"] = list(conversation[0] or []), list(conversation[1] or [])
             worker.introduced.add(event.request_id)
-        answer, data = proc.exchange(call, blob, time.monotonic() + self.budget_s)
-        logits = None
-        if answer.get("ok") and answer.get("action") == "adjust_logits":
-            logits = returned_row(answer, data, proc.slots, expected)
-        return answer, logits
+        queue.send(ticket, call, blob)
+        return ticket
+
+    def _queue_failed(self, worker: _Worker, reason: str, why: str) -> None:
+        """A worker's queue found it stuck (its head call over budget), dead, or lying."""
+        if reason == "timeout":
+            head = worker.queue.fifo[0].name if worker.queue.fifo else "?"
+            why = f"its worker was killed when a call to mod {head!r} exceeded its budget"
+        self._drop(worker, reason, why)
 
     # ----- CPU hygiene -----------------------------------------------------------------------
-    def _check_idle(self, worker: _Worker, mod: RemoteMod) -> None:
-        """Before a call: did the worker burn CPU since its last one? (caller holds proc.lock)"""
-        cpu = worker.proc.cpu()
-        if cpu is not None and worker.proc.idle.charge(cpu):
-            why = _idle_why(worker)
-            self._drop(worker, "idle_cpu", why)
-            raise ModFailedError(f"mod {mod.name!r} failed: {why}", mod=mod.name, kind="exception")
-
-    def _after_call(self, worker: _Worker) -> None:
-        """After a call: idle time starts now; a worker near its CPU limit retires."""
+    def _charge_idle(self, worker: _Worker) -> bool:
+        """Did the worker burn CPU while no call was in flight? (CPU-s beyond its busy wall time)"""
         cpu = worker.proc.cpu()
         if cpu is None:
-            return
-        worker.proc.idle.mark(cpu)
+            return False
         if cpu >= self.recycle_cpu_s and not worker.retiring:
             logger.info("mod worker %d of tenant %r used %.0f CPU-s: retiring it", worker.proc.pid, worker.key, cpu)
             with self._lock:
                 worker.retiring = True
+        return worker.proc.idle.charge(cpu - worker.queue.busy(time.monotonic()))
 
     def _watch(self, interval_s: float) -> None:
-        """The monitor thread: idle workers that burn CPU, die, or are retired without requests."""
+        """The monitor thread: stuck calls, dead workers, idle CPU burn, retired workers."""
         while not self._closed.wait(interval_s):
             with self._lock:
                 workers = [w for group in self._groups.values() for w in group]
             for worker in workers:
-                if worker.proc.lock.acquire(blocking=False):  # never disturb a call in flight
-                    try:
-                        self._inspect(worker)
-                    except Exception:
-                        logger.exception("mod worker monitor failed on worker %d", worker.proc.pid)
-                    finally:
-                        worker.proc.lock.release()
+                try:
+                    self._inspect(worker)
+                except Exception:
+                    logger.exception("mod worker monitor failed on worker %d", worker.proc.pid)
 
     def _inspect(self, worker: _Worker) -> None:
+        worker.queue.pump()  # a head call past its budget (a Finished nobody waits for, too)
         if worker.gone is not None:
             return
         if not worker.proc.alive():
             self._drop(worker, "died", worker.proc.death())
-            return
-        cpu = worker.proc.cpu()
-        if cpu is not None and worker.proc.idle.charge(cpu):
+        elif self._charge_idle(worker):
             self._drop(worker, "idle_cpu", _idle_why(worker))
         elif worker.retiring and not worker.requests:
             self._drop(worker, "recycled", "its worker was recycled")

@@ -2,6 +2,8 @@
 
     WorkerProcess(spec) ── python -I -m quote_serving.runtime.mod_worker CONFIG ──► ready frame
         exchange(header, row) ─► stdin frame (+ row in the IN slot) │ worker │ stdout frame ─► answer
+        post(frame) … frames()   the same pipes without blocking: frames queue in an outbox, and
+                                 answers are taken as they come (`runtime/mod_calls.py` pipelines)
 
 Spawned from a clean interpreter (`python -I`, never forked from the engine) in a new session,
 with a scrubbed environment (no QUOTE_* secrets) and exactly one extra descriptor, its `RowSlots`
@@ -26,7 +28,7 @@ from typing import Any
 
 from quote_serving.runtime.mod_cpu import CpuClock, IdleMeter
 from quote_serving.runtime.mod_protocol import ProtocolError, decode_header, encode_frame, split_prefix
-from quote_serving.runtime.mod_slots import DEFAULT_CAPACITY, RowSlots
+from quote_serving.runtime.mod_slots import DEFAULT_CAPACITY, DEFAULT_PAIRS, RowSlots
 
 __all__ = ["SpawnSpec", "WorkerDied", "WorkerProcess"]
 
@@ -52,6 +54,7 @@ class SpawnSpec:
     start_timeout_s: float
     row_capacity: int = DEFAULT_CAPACITY
     idle_cpu_s: float = 0.5
+    row_pairs: int = DEFAULT_PAIRS
 
 
 class WorkerProcess:
@@ -60,13 +63,14 @@ class WorkerProcess:
 
     def __init__(self, spec: SpawnSpec) -> None:
         self.lock = threading.Lock()
-        self.slots = RowSlots.create(spec.row_capacity)
+        self.slots = RowSlots.create(spec.row_capacity, spec.row_pairs)
         config = {
             "tokenizer_dir": spec.tokenizer_dir,
             "memory_mb": spec.memory_mb,
             "cpu_s": spec.cpu_s,
             "rows_fd": self.slots.fd,
             "row_capacity": spec.row_capacity,
+            "row_pairs": spec.row_pairs,
         }
         try:
             self.proc = subprocess.Popen(
@@ -88,6 +92,9 @@ class WorkerProcess:
         self.out_fd = self.proc.stdout.fileno()  # type: ignore[union-attr]  # pipes: Popen opened with PIPE
         self.in_fd = self.proc.stdin.fileno()  # type: ignore[union-attr]  # pipes: Popen opened with PIPE
         os.set_blocking(self.in_fd, False)  # writes wait on select, until the caller's deadline
+        os.set_blocking(self.out_fd, False)  # reads too; `frames` takes what is there
+        self.outbox = bytearray()  # posted, not yet taken by the pipe
+        self.inbox = bytearray()  # read, not yet a whole frame
         self.start_timeout_s = spec.start_timeout_s
         self.layers: dict[str, str] = {}
         self.idle = IdleMeter(limit=spec.idle_cpu_s)
@@ -132,6 +139,53 @@ class WorkerProcess:
         self._write(memoryview(encode_frame(header, blob)), deadline)
         return self.receive(deadline)
 
+    def post(self, frame: bytes) -> None:
+        """Queue a frame for the worker and write what its pipe takes now; never blocks."""
+        self.outbox += frame
+        self.flush()
+
+    def flush(self) -> bool:
+        """Write what the pipe takes of the outbox; True when it is empty. WorkerDied when closed."""
+        while self.outbox:
+            try:
+                written = os.write(self.in_fd, memoryview(self.outbox)[: 1 << 20])
+            except BlockingIOError:
+                return False
+            except (OSError, ValueError) as exc:  # BrokenPipeError; a pipe closed by a kill
+                raise WorkerDied(self.death()) from exc
+            del self.outbox[:written]
+        return True
+
+    def frames(self) -> tuple[list[tuple[dict[str, Any], bytes]], str | None]:
+        """Every whole frame the worker sent since the last call, without blocking, and why it is
+        gone if its pipe closed (frames sent before it went are still returned)."""
+        ended: str | None = None
+        while True:
+            try:
+                chunk = os.read(self.out_fd, 1 << 20)
+            except BlockingIOError:
+                break
+            except (OSError, ValueError):  # closed by a kill from another thread
+                chunk = b""
+            if not chunk:
+                ended = "closed"
+                break
+            self.inbox += chunk
+        frames: list[tuple[dict[str, Any], bytes]] = []
+        inbox = self.inbox
+        while len(inbox) >= 8:
+            try:
+                header_len, blob_len = split_prefix(bytes(inbox[:8]))
+                if len(inbox) < 8 + header_len + blob_len:
+                    break
+                header = decode_header(bytes(inbox[8 : 8 + header_len]))
+            except ProtocolError as exc:
+                self.kill()
+                raise WorkerDied(f"its worker broke the protocol ({exc})", "protocol") from None
+            frames.append((header, bytes(inbox[8 + header_len : 8 + header_len + blob_len])))
+            del inbox[: 8 + header_len + blob_len]
+        return frames, (self.death() if ended else None)
+
     def _write(self, data: memoryview, deadline: float) -> None:
         """Write all of `data` by `deadline`: a worker that stops reading (its main thread starved
         by a mod's thread) cannot hold a frame larger than the pipe's buffer, and us, forever."""
@@ -165,6 +219,8 @@ class WorkerProcess:
             try:
                 ready = select.select([self.out_fd], [], [], left)[0] if left > 0 else []
                 chunk = os.read(self.out_fd, min(n, 1 << 20)) if ready else None
+            except BlockingIOError:  # a spurious wake-up
+                continue
             except (OSError, ValueError):  # the pipe was closed by a kill from another thread
                 chunk = b""
             if chunk is None:

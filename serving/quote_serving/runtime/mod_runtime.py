@@ -35,11 +35,13 @@ from typing import Any
 
 import torch
 
-from quote_mod_sdk.generation import Generation, ModInvoker
+from quote_mod_sdk.events import Added, Sampled
+from quote_mod_sdk.generation import Generation, ModInvoker, Steps
 from quote_serving.engine.port import EngineBackend, EngineError
 from quote_serving.engine.sampling import SamplingParams, sample
 from quote_serving.runtime.budget import ModBudget
-from quote_serving.runtime.dispatch import StragglerPolicy, wait_for_step
+from quote_serving.runtime.dispatch import StragglerPolicy
+from quote_serving.runtime.mod_calls import Ticket, wait_for
 from quote_serving.runtime.observers import RuntimeObserver, notify
 from quote_serving.runtime.requests import RequestHandle, Snapshot
 from quote_serving.runtime.rows import BadRow, checked_row
@@ -66,8 +68,10 @@ class _Live:
     generator: torch.Generator | None
     model: str
     added: bool = False
-    # Isolated mods: this request's mod call in flight on the call pool, and which phase it is.
-    call: cf.Future[Any] | None = None
+    # Isolated mods: this request's steps in progress (a `Generation` steps generator), the call
+    # they wait on, and which phase it is.
+    steps: Steps | None = None
+    ticket: Ticket | None = None
     phase: str = ""  # "plan" (ForwardPass) or "added" (Sampled/Added)
     forwarded_ns: int = 0
 
@@ -108,6 +112,9 @@ class ModRuntime:
         # e.g. `ModWorkerPool.invoker(tenant)`; None: inline on this thread under `budget`.
         self.invoker_for: Callable[[RequestHandle], ModInvoker] | None = None
         self.mod_pool: Any = None  # the `ModWorkerPool` behind invoker_for, if any (respawn metrics)
+        # Isolated mods: where the isolated step sends its calls without waiting (`submit` → a
+        # `mod_calls.Ticket`), e.g. the `ModWorkerPool`; None: the inline step.
+        self.mod_calls: Any = None
         self.steps = 0
         self._calls: cf.ThreadPoolExecutor | None = None  # isolated mods: one thread per in-flight call
         self._row_device: torch.device | None = None
@@ -254,7 +261,7 @@ class ModRuntime:
 
     def step(self) -> None:
         """One engine step of the whole batch on the `EngineBackend` (sync, forward, mods, sample)."""
-        if self.invoker_for is not None:
+        if self.mod_calls is not None:
             self._step_isolated()
             return
         lives = [live for live in list(self._live.values()) if not self._drop_cancelled(live)]
@@ -331,17 +338,22 @@ class ModRuntime:
         result = sample(torch.stack(rows), params, [live.generator for live, _ in kept])
         return [(live, token, logprob) for (live, _), token, logprob in zip(kept, result.tokens, result.logprobs)]
 
-    # ----- isolated mods: each phase's calls in parallel, stragglers sit out (runtime/dispatch.py)
+    # ----- isolated mods: each phase's calls in flight at once, stragglers sit out --------------
+    # (runtime/dispatch.py: the waiting rule; runtime/mod_calls.py: the calls on each worker)
     def _step_isolated(self) -> None:
-        """One step when mods run in workers: harvest answers that came in, forward the requests
-        whose mods have answered, dispatch their ForwardPass calls together, sample what is
-        answered, dispatch the Sampled/Added calls together. A request whose call is still in
-        flight skips the forward; nothing here ever waits on one slow mod for long."""
+        """One step when mods run in workers: take answers that came in, forward the requests
+        whose mods have answered, send their ForwardPass calls together, sample what is
+        answered, send the Sampled calls (each with the Added a noop answer implies) together.
+        A request whose call is still in flight skips the forward; nothing here ever waits on one
+        slow mod for long. All on this thread: a request's steps are a generator
+        (`Generation.forward_pass_steps`) driven by its answers as they come."""
         lives = list(self._live.values())
         to_sample: list[tuple[_Live, Any]] = []
+        busy = [live.ticket for live in lives if live.ticket is not None]
+        if busy:
+            wait_for(busy, 0.0)  # take what came in; a call past its budget fails here
         for live in lives:
-            if live.call is not None and live.call.done():
-                self._harvest(live, to_sample)
+            self._advance(live, to_sample)
         waiting = {id(live) for live, _ in to_sample}  # answered plans: sampled below, never forwarded again first
         idle = [live for live in lives if id(live) not in waiting and self._is_idle(live)]
         idle = [live for live in idle if not self._drop_cancelled(live) and self._sync(live)]
@@ -352,57 +364,117 @@ class ModRuntime:
             forwarded, self._row_device = time.time_ns(), logits.device
             self.steps += 1
             for i, live in enumerate(idle):
-                live.forwarded_ns = forwarded
-                self._dispatch(live, "plan", live.gen.forward_pass, logits[i])
-            self._wait_and_harvest(idle, to_sample)
+                live.forwarded_ns, live.phase = forwarded, "plan"
+                live.steps = live.gen.forward_pass_steps(logits[i])
+                self._advance(live, to_sample)
+            self._wait_phase(idle, to_sample)
         elif not to_sample:  # every live request's mod is busy: wait for one answer (or a new request)
-            busy = [live.call for live in lives if live.call is not None]
+            busy = [live.ticket for live in lives if live.ticket is not None]
             if busy:
-                cf.wait(busy, timeout=self.settings.idle_wait_s, return_when=cf.FIRST_COMPLETED)
+                wait_for(busy, self.settings.idle_wait_s, first=True)
             return
         if not to_sample:
             return
         device = self._row_device or torch.device("cpu")
         sampled = self._sampled_tokens(to_sample, self.backend.vocab_size, device)
         for live, token, logprob in sampled:
-            self._dispatch(live, "added", live.gen.sampled, token, logprob)
-        self._wait_and_harvest([live for live, _, _ in sampled], to_sample)
+            live.phase, live.steps = "added", live.gen.sampled_steps(token, logprob)
+            self._advance(live, to_sample, then=live.gen.added_after_sampled(token))
+        self._wait_phase([live for live, _, _ in sampled], to_sample)
 
     def _is_idle(self, live: _Live) -> bool:
-        return live.call is None and self._live.get(live.gen.request_id) is live
+        return live.steps is None and self._live.get(live.gen.request_id) is live
 
     def call_pool(self) -> cf.ThreadPoolExecutor:
-        """The threads isolated mod calls wait on (one per request in flight), made on first use;
-        every backend that dispatches a step's calls at once uses this one."""
+        """Threads for backends that run a step's mod calls through blocking invokers at once
+        (the SGLang step: one thread per request in flight), made on first use."""
         if self._calls is None:
             self._calls = cf.ThreadPoolExecutor(max(self.settings.max_batch, 1), thread_name_prefix="quote-mod-call")
         return self._calls
 
-    def _dispatch(self, live: _Live, phase: str, call: Callable[..., Any], *args: Any) -> None:
-        live.phase, live.call = phase, self.call_pool().submit(call, *args)
+    def _wait_phase(self, lives: list[_Live], to_sample: list[tuple[_Live, Any]]) -> None:
+        """Wait for the phase's answers as `dispatch.StragglerPolicy` rules, driving each request's
+        steps as its answers come (an answer may lead to another call, e.g. Added after a force)."""
+        policy, started = self.settings.stragglers, time.monotonic()
+        grace_until: float | None = None
+        asked = [live for live in lives if live.ticket is not None]  # requests without a mod are done
+        while True:
+            pending = [
+                live for live in asked if live.ticket is not None and self._live.get(live.gen.request_id) is live
+            ]
+            if not pending:
+                return
+            now = time.monotonic()
+            if grace_until is None:
+                if len(pending) < len(asked):  # the first answers are in
+                    grace_until = now + policy.grace(now - started)
+                elif now - started >= self.settings.idle_wait_s:
+                    return
+            if grace_until is not None and now >= grace_until:
+                return
+            until = grace_until if grace_until is not None else started + self.settings.idle_wait_s
+            wait_for([live.ticket for live in pending if live.ticket is not None], until - now, first=True)
+            for live in pending:
+                self._advance(live, to_sample)
 
-    def _wait_and_harvest(self, lives: list[_Live], to_sample: list[tuple[_Live, Any]]) -> None:
-        calls = [live.call for live in lives if live.call is not None]
-        wait_for_step(calls, self.settings.stragglers, self.settings.idle_wait_s)
-        for live in lives:
-            if live.call is not None and live.call.done():
-                self._harvest(live, to_sample)
-
-    def _harvest(self, live: _Live, to_sample: list[tuple[_Live, Any]]) -> None:
-        """Take one finished call: a ForwardPass plan joins `to_sample`; a finished Sampled/Added
-        call (or a plan that ends the request) ends the request's step."""
-        call, phase = live.call, live.phase
-        live.call = None
-        if call is None or self._live.get(live.gen.request_id) is not live:
-            return  # completed meanwhile (e.g. failed by the engine)
-        error = call.exception()
-        if error is not None:  # Generation turns mod failures into its own error; this is anything else
-            logger.warning("request %s failed inside its step", live.gen.request_id, exc_info=error)
-            self.fail(live, f"mod {_mod_name(live)!r} broke its request ({type(error).__name__})", "exception")
+    def _advance(self, live: _Live, to_sample: list[tuple[_Live, Any]], then: Any = None) -> None:
+        """Drive one request's steps as far as its answers allow: send each answer in, send each
+        next event to its worker; when the steps return, the phase is done (`_phase_done`)."""
+        steps, ticket = live.steps, live.ticket
+        if steps is None or (ticket is not None and not ticket.done):
             return
-        plan = call.result()
-        if phase == "plan" and plan is not None and not live.gen.finished:
-            to_sample.append((live, plan))
+        if self._live.get(live.gen.request_id) is not live:
+            self._forget(live)
+            return
+        try:
+            event = next(steps) if ticket is None else steps.send(ticket.outcome)
+            while True:
+                follow = ticket.paired if ticket is not None else None
+                if follow is not None and not follow.discard and isinstance(event, Added) and event == follow.event:
+                    ticket = follow  # sent with its Sampled: the worker answers it right after
+                else:
+                    if follow is not None:
+                        follow.discard = True
+                    ticket = self._submit(live, event, then if isinstance(event, Sampled) else None)
+                live.ticket = ticket
+                if not ticket.done:
+                    return
+                event = steps.send(ticket.outcome)
+        except StopIteration as stop:
+            self._forget(live)
+            self._phase_done(live, stop.value, to_sample)
+        except BaseException as exc:  # nothing a request's steps raise ends the step for others
+            self._forget(live)
+            logger.warning("request %s failed inside its step", live.gen.request_id, exc_info=exc)
+            if self._live.get(live.gen.request_id) is live:
+                self.fail(live, f"mod {_mod_name(live)!r} broke its request ({type(exc).__name__})", "exception")
+
+    def _submit(self, live: _Live, event: Any, then: Any) -> Ticket:
+        request = live.handle.request
+        conversation = (live.gen.messages or [], live.gen.tools or [])
+        ticket: Ticket = self.mod_calls.submit(
+            request.tenant or "", live.gen.mod, event, conversation=conversation, then=then
+        )
+        return ticket
+
+    def _forget(self, live: _Live) -> None:
+        """The request's steps are over (or abandoned): answers still owed are dropped on arrival."""
+        ticket = live.ticket
+        if ticket is not None:
+            ticket.discard = True
+            if ticket.paired is not None:
+                ticket.paired.discard = True
+        if live.steps is not None and ticket is not None and not ticket.done:
+            live.steps.close()
+        live.steps, live.ticket = None, None
+
+    def _phase_done(self, live: _Live, result: Any, to_sample: list[tuple[_Live, Any]]) -> None:
+        """A phase's steps returned: a ForwardPass plan joins `to_sample`; otherwise (the Sampled
+        phase, or a plan that ends the request) the request's step is over."""
+        if self._live.get(live.gen.request_id) is not live:
+            return  # completed meanwhile (e.g. failed by the engine)
+        if live.phase == "plan" and result is not None and not live.gen.finished:
+            to_sample.append((live, result))
             return
         self.record_step(live, live.forwarded_ns, time.time_ns())
         if live.gen.finished:
@@ -438,6 +510,9 @@ class ModRuntime:
     def complete(self, live: _Live, error: tuple[str, str] | None = None) -> None:
         """Let the request leave the batch: free its sequence, store its trace, publish the end."""
         self._live.pop(live.gen.request_id, None)
+        if live.steps is not None:  # isolated mods: a call still in flight is answered to nobody
+            with contextlib.suppress(ValueError):  # "generator already executing": it ends itself
+                self._forget(live)
         if live.added:
             with contextlib.suppress(EngineError):
                 self.backend.remove_sequence(live.gen.request_id)

@@ -2,13 +2,15 @@
 
 A ForwardPass row is vocab-sized float32 (~600 KB on a 150k vocabulary): piping it to the worker
 and an edited copy back would cost two pipe copies each way per request per step. Instead each
-worker gets one sealed memfd with two slots, mapped by both processes:
+worker gets one sealed memfd with `pairs` pairs of slots, mapped by both processes:
 
-    engine: put_input(row) ──► [ IN slot | OUT slot ] ◄── worker: put_output(edited row)
-            take_output(n) ◄──┘   (one memfd, size fixed and sealed) └──► input_view(n): zero-copy
+    engine: put_input(row, k) ──► [ IN₀ … INₖ | OUT₀ … OUTₖ ] ◄── worker: put_output(edited row, k)
+            take_output(n, k) ◄──┘ (one memfd, size fixed and sealed) └──► input_view(n, k): zero-copy
 
-The frame on the pipe carries only the header (`row`: how many floats are in IN; `logits: "slot"`
-and `n` in the answer). The worker can scribble on the region at any time, so the engine never
+Calls to one worker are pipelined (`runtime/mod_calls.py`), so each ForwardPass in flight holds
+a pair of its own (`k`, chosen by the engine; a call that finds none free pipes its row). The
+frame on the pipe carries only the header (`row`: how many floats are in INₖ, `slot`: k;
+`logits: "slot"` and `n` in the answer). The worker can scribble on the region at any time, so the engine never
 reads it in place: `take_output` copies exactly the number of floats the engine expects, once,
 and values are validated afterwards (`rows.checked_row`). The file is sealed against shrinking
 and growing (`F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL`), so a hostile worker cannot truncate
@@ -28,27 +30,32 @@ import numpy as np
 __all__ = ["DEFAULT_CAPACITY", "RowSlots"]
 
 DEFAULT_CAPACITY = 1 << 18  # floats per slot: 1 MiB, enough for every vocabulary we serve (≤ 262,144)
+DEFAULT_PAIRS = 4  # ForwardPass calls in flight on one worker with a row in shared memory
 _F32 = 4
 
 
 class RowSlots:
-    """An IN and an OUT float32 slot of `capacity` floats each, in one shared mapping."""
+    """`pairs` IN and OUT float32 slots of `capacity` floats each, in one shared mapping."""
 
-    def __init__(self, fd: int, capacity: int) -> None:
+    def __init__(self, fd: int, capacity: int, pairs: int = DEFAULT_PAIRS) -> None:
         self.fd = fd
         self.capacity = capacity
-        self._map = mmap.mmap(fd, 2 * capacity * _F32, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-        floats = np.frombuffer(self._map, dtype=np.float32, count=2 * capacity)
-        self._in, self._out = floats[:capacity], floats[capacity:]
+        self.pairs = pairs
+        size = 2 * pairs * capacity
+        self._map = mmap.mmap(fd, size * _F32, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        floats = np.frombuffer(self._map, dtype=np.float32, count=size)
+        self._ins = [floats[k * capacity : (k + 1) * capacity] for k in range(pairs)]
+        self._outs = [floats[(pairs + k) * capacity : (pairs + k + 1) * capacity] for k in range(pairs)]
+        self._in, self._out = self._ins[0], self._outs[0]
 
     @classmethod
-    def create(cls, capacity: int = DEFAULT_CAPACITY) -> RowSlots:
+    def create(cls, capacity: int = DEFAULT_CAPACITY, pairs: int = DEFAULT_PAIRS) -> RowSlots:
         """The engine's side: a new sealed memfd (inheritable only via `pass_fds`)."""
         fd = os.memfd_create("quote-mod-rows", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
         try:
-            os.ftruncate(fd, 2 * capacity * _F32)
+            os.ftruncate(fd, 2 * pairs * capacity * _F32)
             fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL)
-            return cls(fd, capacity)
+            return cls(fd, capacity, pairs)
         except BaseException:
             os.close(fd)
             raise
@@ -62,6 +69,7 @@ class RowSlots:
     def close(self) -> None:
         self.close_fd()
         self._in = self._out = np.empty(0, dtype=np.float32)  # drop the exports before unmapping
+        self._ins, self._outs = [], []
         with contextlib.suppress(BufferError):  # a view still lives somewhere; the GC unmaps then
             self._map.close()
 
@@ -69,22 +77,25 @@ class RowSlots:
     def fits(self, n: int) -> bool:
         return 0 < n <= self.capacity
 
-    def put_input(self, row: Any) -> int:
-        """Copy a 1-D row (torch, any device, or array-like) into IN; its length."""
-        return _copy_into(self._in, row)
+    def has_pair(self, k: object) -> bool:
+        return isinstance(k, int) and not isinstance(k, bool) and 0 <= k < self.pairs
 
-    def take_output(self, n: int) -> np.ndarray:
-        """A private copy of OUT's first `n` floats (`n` is the engine's own expectation)."""
-        return np.array(self._out[:n], dtype=np.float32, copy=True)
+    def put_input(self, row: Any, k: int = 0) -> int:
+        """Copy a 1-D row (torch, any device, or array-like) into INₖ; its length."""
+        return _copy_into(self._ins[k], row)
+
+    def take_output(self, n: int, k: int = 0) -> np.ndarray:
+        """A private copy of OUTₖ's first `n` floats (`n` is the engine's own expectation)."""
+        return np.array(self._outs[k][:n], dtype=np.float32, copy=True)
 
     # ----- worker side ------------------------------------------------------------------------
-    def input_view(self, n: int) -> np.ndarray:
-        """IN's first `n` floats, without copying (writable: mods edit rows in place)."""
-        return self._in[:n]
+    def input_view(self, n: int, k: int = 0) -> np.ndarray:
+        """INₖ's first `n` floats, without copying (writable: mods edit rows in place)."""
+        return self._ins[k][:n]
 
-    def put_output(self, row: Any) -> int | None:
-        """Copy a returned row into OUT; its length, or None when it does not fit (caller pipes it)."""
-        return _copy_into(self._out, row) if self.fits(_length(row)) else None
+    def put_output(self, row: Any, k: int = 0) -> int | None:
+        """Copy a returned row into OUTₖ; its length, or None when it does not fit (caller pipes it)."""
+        return _copy_into(self._outs[k], row) if self.fits(_length(row)) else None
 
 
 def _length(row: Any) -> int:

@@ -6,12 +6,15 @@ any mod is loaded, it loads torch, the SDK and the tokenizer, then confines itse
 (`mod_confine`: priority, rlimits, no_new_privs, Landlock, seccomp); each layer it cannot apply
 is reported in its `ready` frame and logged by the engine.
 
-Then it answers frames on its stdin/stdout (`mod_protocol`): `load` (a bundle → the mod's name,
-max_backtrack, description) and `call` (an event → an action). A ForwardPass row arrives in the
-IN slot (`event.logits` is a zero-copy view of it) and an adjusted row leaves through the OUT
-slot; only rows too large for a slot ride in the frame. The view is valid for its call: the next
-step's row overwrites it, so a mod that keeps a row past its call keeps `.clone()` of it. A
-mod's prints go to stderr.
+Then it answers frames on its stdin/stdout (`mod_protocol`), one answer per frame, in order:
+`load` (a bundle → the mod's name, max_backtrack, description) and `call` (an event → an
+action). A ForwardPass row arrives in the IN slot the call names (`event.logits` is a zero-copy
+view of it) and an adjusted row leaves through the OUT slot of the same pair; rows too large for
+a slot, or sent when no pair was free, ride in the frame. The view is valid for its call: a later
+call's row overwrites it, so a mod that keeps a row past its call keeps `.clone()` of it. A
+Sampled call may carry `then`, the Added event the engine fires next if the mod lets the token
+stand: after a noop answer the worker runs that Added at once and sends its answer as a second
+frame (one round trip per request per step for the pair). A mod's prints go to stderr.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import IO, Any
 
 from quote_serving.runtime.mod_confine import confine
 from quote_serving.runtime.mod_protocol import decode_header, encode_frame, split_prefix
-from quote_serving.runtime.mod_slots import DEFAULT_CAPACITY, RowSlots
+from quote_serving.runtime.mod_slots import DEFAULT_CAPACITY, DEFAULT_PAIRS, RowSlots
 
 
 def _read_exact(stream: IO[bytes], n: int) -> bytes | None:
@@ -48,7 +51,11 @@ class Worker:
         torch.set_num_threads(1)
         _warm_up(torch)
         self.torch = torch
-        self.slots = RowSlots(int(config["rows_fd"]), int(config.get("row_capacity") or DEFAULT_CAPACITY))
+        self.slots = RowSlots(
+            int(config["rows_fd"]),
+            int(config.get("row_capacity") or DEFAULT_CAPACITY),
+            int(config.get("row_pairs") or DEFAULT_PAIRS),
+        )
         self.tokenizer: Any = None
         if config.get("tokenizer_dir"):
             from transformers import AutoTokenizer
@@ -81,27 +88,43 @@ class Worker:
             self.send({"ok": False, "kind": "exception", "error": f"{type(exc).__name__}: {exc}"[:2000]})
 
     def call(self, header: dict[str, Any], blob: bytes) -> None:
-        from quote_mod_sdk.actions import ActionBuilder
         from quote_mod_sdk.conversation import conversation_scope
-        from quote_mod_sdk.errors import InvalidActionError
 
         mod = self.mods[str(header["digest"])]
-        event = self.event(header["event"], blob)
+        pair = header["event"].get("slot")
+        pair = pair if self.slots.has_pair(pair) else None
+        event = self.event(header["event"], blob, pair)
         rid = event.request_id
         if "messages" in header:
             self.conversations[rid] = (header.get("messages") or [], header.get("tools") or [])
         messages, tools = self.conversations.get(rid, ([], []))
         if type(event).__name__ == "Finished":
             self.conversations.pop(rid, None)
-        try:
-            with conversation_scope(rid, messages, tools):
-                action = mod(event, ActionBuilder(), self.tokenizer)
-        except InvalidActionError as exc:
-            self.send({"ok": False, "kind": "invalid_action", "error": str(exc)[:2000]})
-            return
-        self.send(*self.encode_action(action))
+        with conversation_scope(rid, messages, tools):
+            answer = self.answer(mod, event, pair)
+            self.send(*answer)
+            then = header.get("then")
+            if answer[0].get("ok") and answer[0].get("action") == "noop" and isinstance(then, dict):
+                try:
+                    added = self.event(then, b"", None)
+                except BaseException as exc:
+                    self.send({"ok": False, "kind": "exception", "error": f"{type(exc).__name__}: {exc}"[:2000]})
+                    return
+                self.send(*self.answer(mod, added, None))
 
-    def event(self, data: dict[str, Any], blob: bytes) -> Any:
+    def answer(self, mod: Any, event: Any, pair: int | None) -> tuple[dict[str, Any], bytes]:
+        """The mod's answer to one event, as a frame (its failure too: the worker lives on)."""
+        from quote_mod_sdk.actions import ActionBuilder
+        from quote_mod_sdk.errors import InvalidActionError
+
+        try:
+            return self.encode_action(mod(event, ActionBuilder(), self.tokenizer), pair)
+        except InvalidActionError as exc:
+            return {"ok": False, "kind": "invalid_action", "error": str(exc)[:2000]}, b""
+        except BaseException as exc:
+            return {"ok": False, "kind": "exception", "error": f"{type(exc).__name__}: {exc}"[:2000]}, b""
+
+    def event(self, data: dict[str, Any], blob: bytes, pair: int | None) -> Any:
         from quote_mod_sdk import events
         from quote_mod_sdk.tensor import as_logits_row
 
@@ -113,8 +136,8 @@ class Worker:
             )
         if kind == "ForwardPass":
             n = data.get("row")
-            if isinstance(n, int) and self.slots.fits(n):
-                row = self.torch.from_numpy(self.slots.input_view(n))  # zero-copy: the IN slot itself
+            if isinstance(n, int) and self.slots.fits(n) and pair is not None:
+                row = self.torch.from_numpy(self.slots.input_view(n, pair))  # zero-copy: the IN slot itself
             else:
                 row = self.torch.frombuffer(bytearray(blob), dtype=self.torch.float32)
             return events.ForwardPass(rid, step, as_logits_row(row))
@@ -128,7 +151,7 @@ class Worker:
             return events.Finished(rid, step, str(data["reason"]), list(data["output"]))
         raise ValueError(f"unknown event {kind!r}")
 
-    def encode_action(self, action: Any) -> tuple[dict[str, Any], bytes]:
+    def encode_action(self, action: Any, pair: int | None) -> tuple[dict[str, Any], bytes]:
         from quote_mod_sdk import actions as a
         from quote_mod_sdk.tensor import to_numpy
 
@@ -141,7 +164,7 @@ class Worker:
         elif isinstance(action, a.AdjustLogits):
             out["token_temp"] = action.token_temp
             if action.logits is not None:
-                n = self.slots.put_output(action.logits)
+                n = None if pair is None else self.slots.put_output(action.logits, pair)
                 if n is not None:
                     out["logits"], out["n"] = "slot", n
                 else:  # larger than a slot: piped
