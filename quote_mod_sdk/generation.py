@@ -208,11 +208,14 @@ class Generation:
         The engine keeps what is still shared: everything below the shortest the context got
         since the last sync (a backtrack may have erased tokens and reinjected others).
         """
-        target = len(self.prompt) + len(self.output)
+        rollback, tokens = self.peek_sync()
+        self._synced_len = self._sync_floor = len(self.prompt) + len(self.output)
+        return rollback, tokens
+
+    def peek_sync(self) -> tuple[int, list[int]]:
+        """What `take_sync` would return now, without taking it (a driver that ran ahead checks it)."""
         keep = min(self._synced_len, self._sync_floor)
-        rollback = self._synced_len - keep
-        self._synced_len = self._sync_floor = target
-        return rollback, self.context[keep:]
+        return self._synced_len - keep, self.context[keep:]
 
     def text(self) -> str:
         text = self.tokenizer.decode(self.output)

@@ -88,6 +88,7 @@ def test_workers_run_at_a_lower_priority(pool: ModWorkerPool) -> None:
     burner = pool.load(_bundle("burner", BURNER))
     pid = int(_call(pool, "nice", burner, "n-1").tokens[0])  # type: ignore[attr-defined]
     assert os.getpriority(os.PRIO_PROCESS, pid) >= 10 > os.getpriority(os.PRIO_PROCESS, 0)
+    assert os.sched_getscheduler(pid) == os.SCHED_BATCH  # a call never preempts the engine that sends it
     assert pool.layers["priority"] == "applied"
     _finish(pool, "nice", burner, "n-1")
 

@@ -11,6 +11,7 @@ checked later by `checked_row` like any other row.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -50,7 +51,7 @@ def row_length(row: Any) -> int:
     """How many floats a ForwardPass row holds (its last dimension for a 1-D row)."""
     shape = getattr(row, "shape", None)
     if shape is not None:
-        return int(np.prod(shape)) if len(shape) else 1
+        return math.prod(int(d) for d in shape)
     return int(np.asarray(row).size)
 
 

@@ -207,8 +207,8 @@ def wait_for(tickets: Iterable[Ticket], timeout_s: float, *, first: bool = False
     tickets = list(tickets)
     end = time.monotonic() + timeout_s
     done_before = sum(1 for t in tickets if t.done)
+    queues = {t.queue for t in tickets if not t.done and t.queue is not None}
     while True:
-        queues = {t.queue for t in tickets if not t.done and t.queue is not None}
         for queue in queues:
             queue.pump()
         pending = [t for t in tickets if not t.done]
@@ -228,9 +228,16 @@ def wait_for(tickets: Iterable[Ticket], timeout_s: float, *, first: bool = False
         if not live:  # nothing left that could answer
             return
         wake = min([end] + [q.fifo[0].deadline for q in live if q.fifo])
-        readers = [q.proc.out_fd for q in live]
-        writers = [q.proc.in_fd for q in live if q.proc.outbox]
+        by_fd = {q.proc.out_fd: q for q in live}
+        writers = {q.proc.in_fd: q for q in live if q.proc.outbox}
         try:
-            select.select(readers, writers, [], max(0.0, min(wake - now, end - now)) + 0.0005)
-        except (OSError, ValueError):  # a pipe closed by a kill from another thread: pump sees it
+            readable, writable, _ = select.select(
+                list(by_fd), list(writers), [], max(0.0, min(wake - now, end - now)) + 0.0005
+            )
+        except (OSError, ValueError):  # a pipe closed by a kill from another thread: pump them all
+            queues = set(live)
             continue
+        # Pump what has something to read or room to write, and any whose head is past its budget.
+        now = time.monotonic()
+        queues = {by_fd[fd] for fd in readable} | {writers[fd] for fd in writable}
+        queues |= {q for q in live if q.fifo and now > q.fifo[0].deadline}

@@ -162,7 +162,7 @@ class WorkerProcess:
         ended: str | None = None
         while True:
             try:
-                chunk = os.read(self.out_fd, 1 << 20)
+                chunk = os.read(self.out_fd, 1 << 16)
             except BlockingIOError:
                 break
             except (OSError, ValueError):  # closed by a kill from another thread
@@ -171,6 +171,8 @@ class WorkerProcess:
                 ended = "closed"
                 break
             self.inbox += chunk
+            if len(chunk) < 1 << 16:  # the pipe held less than asked: drained for now
+                break
         frames: list[tuple[dict[str, Any], bytes]] = []
         inbox = self.inbox
         while len(inbox) >= 8:

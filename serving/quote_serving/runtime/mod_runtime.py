@@ -74,6 +74,11 @@ class _Live:
     ticket: Ticket | None = None
     phase: str = ""  # "plan" (ForwardPass) or "added" (Sampled/Added)
     forwarded_ns: int = 0
+    # Isolated mods, running ahead: the token the backend already holds beyond what the request has
+    # committed (its Sampled/Added answers are still out), and the logits row it led to.
+    ahead: tuple[int, Any] | None = None
+    ahead_ns: int = 0
+    next_row: Any = None  # the ahead row, once the answers confirmed its token: the next ForwardPass
 
 
 LiveRequest = _Live  # one admitted request, as the public lifecycle hands it to backends
@@ -116,7 +121,7 @@ class ModRuntime:
         # `mod_calls.Ticket`), e.g. the `ModWorkerPool`; None: the inline step.
         self.mod_calls: Any = None
         self.steps = 0
-        self._calls: cf.ThreadPoolExecutor | None = None  # isolated mods: one thread per in-flight call
+        self._calls: cf.ThreadPoolExecutor | None = None  # `call_pool()`: blocking mod calls run at once
         self._row_device: torch.device | None = None
 
     # ----- lifecycle ---------------------------------------------------------------------------
@@ -356,18 +361,20 @@ class ModRuntime:
             self._advance(live, to_sample)
         waiting = {id(live) for live, _ in to_sample}  # answered plans: sampled below, never forwarded again first
         idle = [live for live in lives if id(live) not in waiting and self._is_idle(live)]
-        idle = [live for live in idle if not self._drop_cancelled(live) and self._sync(live)]
-        if idle:
-            for live in idle:
-                live.gen.low_water = len(live.gen.output)
-            logits = self.backend.forward([live.gen.request_id for live in idle])
-            forwarded, self._row_device = time.time_ns(), logits.device
-            self.steps += 1
-            for i, live in enumerate(idle):
-                live.forwarded_ns, live.phase = forwarded, "plan"
-                live.steps = live.gen.forward_pass_steps(logits[i])
-                self._advance(live, to_sample)
-            self._wait_phase(idle, to_sample)
+        idle = [live for live in idle if not self._drop_cancelled(live)]
+        ready = [live for live in idle if live.next_row is not None]  # forwarded while their mods answered
+        behind = [live for live in idle if live.next_row is None]
+        for live in ready:  # their calls go out first: the workers answer while the rest is forwarded
+            row, live.next_row = live.next_row, None
+            self._start_plan(live, row, live.ahead_ns, to_sample)
+        behind = [live for live in behind if self._live.get(live.gen.request_id) is live and self._sync(live)]
+        if behind:
+            logits = self._forward(behind)
+            forwarded = time.time_ns()
+            for i, live in enumerate(behind):
+                self._start_plan(live, logits[i], forwarded, to_sample)
+        if ready or behind:
+            self._wait_phase(ready + behind, to_sample)
         elif not to_sample:  # every live request's mod is busy: wait for one answer (or a new request)
             busy = [live.ticket for live in lives if live.ticket is not None]
             if busy:
@@ -380,7 +387,61 @@ class ModRuntime:
         for live, token, logprob in sampled:
             live.phase, live.steps = "added", live.gen.sampled_steps(token, logprob)
             self._advance(live, to_sample, then=live.gen.added_after_sampled(token))
+        self._run_ahead([(live, token) for live, token, _ in sampled if live.steps is not None])
         self._wait_phase([live for live, _, _ in sampled], to_sample)
+
+    def _forward(self, lives: list[_Live]) -> torch.Tensor:
+        for live in lives:
+            live.gen.low_water = len(live.gen.output)
+        logits = self.backend.forward([live.gen.request_id for live in lives])
+        self._row_device = logits.device
+        self.steps += 1
+        return logits
+
+    def _start_plan(self, live: _Live, row: Any, forwarded_ns: int, to_sample: list[tuple[_Live, Any]]) -> None:
+        live.gen.low_water = len(live.gen.output)
+        live.forwarded_ns, live.phase = forwarded_ns, "plan"
+        live.steps = live.gen.forward_pass_steps(row)
+        self._advance(live, to_sample)
+
+    def _run_ahead(self, pending: list[tuple[_Live, int]]) -> None:
+        """While the Sampled/Added answers are out, forward each request as if its mod lets the
+        sampled token stand (what nearly every answer says): the workers' round trips hide behind
+        the forward. `_settle_ahead` keeps the row when the answers agree, else rolls it back."""
+        ahead: list[_Live] = []
+        for live, token in pending:
+            try:
+                self.backend.extend(live.gen.request_id, [token])
+            except EngineError:
+                continue  # the request's normal sync meets the same error and fails it
+            live.ahead = (token, None)
+            ahead.append(live)
+        if not ahead:
+            return
+        logits = self.backend.forward([live.gen.request_id for live in ahead])
+        forwarded = time.time_ns()
+        self.steps += 1
+        for i, live in enumerate(ahead):
+            assert live.ahead is not None
+            live.ahead, live.ahead_ns = (live.ahead[0], logits[i]), forwarded
+            if live.steps is None:  # its answers were all in already
+                self._settle_ahead(live)
+
+    def _settle_ahead(self, live: _Live) -> None:
+        """The request's step is over: keep the row it ran ahead to if it committed exactly that
+        token (and nothing else changed), else take the token back out of the backend."""
+        if live.ahead is None or live.ahead[1] is None:
+            return  # not forwarded yet (`_run_ahead` settles it after its forward)
+        (token, row), live.ahead = live.ahead, None
+        if not live.gen.finished and live.gen.peek_sync() == (0, [token]):
+            live.gen.take_sync()  # the backend holds it already
+            live.next_row = row
+            return
+        if self._live.get(live.gen.request_id) is live:
+            try:
+                self.backend.rollback(live.gen.request_id, 1)
+            except EngineError as exc:
+                self.fail(live, str(exc), "engine_error")
 
     def _is_idle(self, live: _Live) -> bool:
         return live.steps is None and self._live.get(live.gen.request_id) is live
@@ -476,6 +537,7 @@ class ModRuntime:
         if live.phase == "plan" and result is not None and not live.gen.finished:
             to_sample.append((live, result))
             return
+        self._settle_ahead(live)
         self.record_step(live, live.forwarded_ns, time.time_ns())
         if live.gen.finished:
             self.complete(live)

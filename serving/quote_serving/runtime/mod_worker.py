@@ -46,7 +46,11 @@ class Worker:
         import torch
 
         import quote_mod_sdk.strategies  # noqa: F401  # imported before Landlock, like everything a mod uses
-        from quote_mod_sdk import actions, conversation, events, serialize, tensor  # noqa: F401
+        from quote_mod_sdk import actions, conversation, errors, events, serialize, tensor
+
+        # Bound once: the per-call path below runs every step of every request.
+        self.actions, self.events, self.errors, self.tensor = actions, events, errors, tensor
+        self.load_mod, self.scope = serialize.load_mod, conversation.conversation_scope
 
         torch.set_num_threads(1)
         _warm_up(torch)
@@ -70,12 +74,10 @@ class Worker:
         self.out.flush()
 
     def handle(self, header: dict[str, Any], blob: bytes) -> None:
-        from quote_mod_sdk.serialize import load_mod
-
         op = header.get("op")
         try:
             if op == "load":
-                mod = load_mod(header["bundle"])
+                mod = self.load_mod(header["bundle"])
                 self.mods[str(header["digest"])] = mod
                 self.send(
                     {"ok": True, "name": mod.name, "max_backtrack": mod.max_backtrack, "description": mod.description}
@@ -88,8 +90,6 @@ class Worker:
             self.send({"ok": False, "kind": "exception", "error": f"{type(exc).__name__}: {exc}"[:2000]})
 
     def call(self, header: dict[str, Any], blob: bytes) -> None:
-        from quote_mod_sdk.conversation import conversation_scope
-
         mod = self.mods[str(header["digest"])]
         pair = header["event"].get("slot")
         pair = pair if self.slots.has_pair(pair) else None
@@ -100,7 +100,7 @@ class Worker:
         messages, tools = self.conversations.get(rid, ([], []))
         if type(event).__name__ == "Finished":
             self.conversations.pop(rid, None)
-        with conversation_scope(rid, messages, tools):
+        with self.scope(rid, messages, tools):
             answer = self.answer(mod, event, pair)
             self.send(*answer)
             then = header.get("then")
@@ -114,20 +114,15 @@ class Worker:
 
     def answer(self, mod: Any, event: Any, pair: int | None) -> tuple[dict[str, Any], bytes]:
         """The mod's answer to one event, as a frame (its failure too: the worker lives on)."""
-        from quote_mod_sdk.actions import ActionBuilder
-        from quote_mod_sdk.errors import InvalidActionError
-
         try:
-            return self.encode_action(mod(event, ActionBuilder(), self.tokenizer), pair)
-        except InvalidActionError as exc:
+            return self.encode_action(mod(event, self.actions.ActionBuilder(), self.tokenizer), pair)
+        except self.errors.InvalidActionError as exc:
             return {"ok": False, "kind": "invalid_action", "error": str(exc)[:2000]}, b""
         except BaseException as exc:
             return {"ok": False, "kind": "exception", "error": f"{type(exc).__name__}: {exc}"[:2000]}, b""
 
     def event(self, data: dict[str, Any], blob: bytes, pair: int | None) -> Any:
-        from quote_mod_sdk import events
-        from quote_mod_sdk.tensor import as_logits_row
-
+        events = self.events
         kind, rid, step = data["kind"], str(data["request_id"]), int(data["step"])
         if kind == "Prefilled":
             info = events.ContextInfo(tokens=list(data["tokens"]), _prompt_len=int(data["prompt_len"]))
@@ -140,7 +135,7 @@ class Worker:
                 row = self.torch.from_numpy(self.slots.input_view(n, pair))  # zero-copy: the IN slot itself
             else:
                 row = self.torch.frombuffer(bytearray(blob), dtype=self.torch.float32)
-            return events.ForwardPass(rid, step, as_logits_row(row))
+            return events.ForwardPass(rid, step, self.tensor.as_logits_row(row))
         if kind == "Sampled":
             return events.Sampled(rid, step, int(data["sampled_token"]))
         if kind == "Added":
@@ -152,9 +147,7 @@ class Worker:
         raise ValueError(f"unknown event {kind!r}")
 
     def encode_action(self, action: Any, pair: int | None) -> tuple[dict[str, Any], bytes]:
-        from quote_mod_sdk import actions as a
-        from quote_mod_sdk.tensor import to_numpy
-
+        a = self.actions
         out: dict[str, Any] = {"ok": True, "action": a.action_name(action)}
         blob = b""
         if isinstance(action, (a.AdjustPrefill, a.ForceTokens, a.ForceOutput)):
@@ -168,7 +161,7 @@ class Worker:
                 if n is not None:
                     out["logits"], out["n"] = "slot", n
                 else:  # larger than a slot: piped
-                    blob = to_numpy(action.logits).astype("float32").reshape(-1).tobytes()
+                    blob = self.tensor.to_numpy(action.logits).astype("float32").reshape(-1).tobytes()
                     out["logits"] = True
         elif isinstance(action, a.Backtrack):
             out["n"], out["reinject"] = action.n, action.reinject_tokens

@@ -40,3 +40,64 @@ def test_rollback_and_batching_match_full_forward_on_cuda(tokenizer: Any, dtype:
     seeded = SamplingParams(seed=3, top_p=0.9, top_logprobs=2)
     result = sample(logits, [seeded, SamplingParams(temperature=0)], [seeded.new_generator(), None])
     assert len(result.tokens) == 2 and len(result.top_logprobs[0]) == 2
+
+
+def test_isolated_mods_see_and_edit_cuda_rows_like_inline_ones(tokenizer: Any) -> None:
+    """Issue 13 on a GPU: a row on the GPU crosses to the mod worker (one device-to-host copy into
+    its slot) and the edited row comes back; the text equals the same mod run inline."""
+    import asyncio
+    import textwrap
+
+    from quote_mod_sdk.generation import GenerationParams
+    from quote_mod_sdk.serialize import load_mod
+    from quote_serving.runtime.isolation import start_isolation
+    from quote_serving.runtime.mod_runtime import ModRuntime, RuntimeSettings
+    from quote_serving.runtime.requests import GenerationRequest, RequestHandle
+
+    source = textwrap.dedent("""
+        from quote_mod_sdk import mod, ForwardPass, Added
+
+        @mod
+        def ban_low(event, actions):
+            if isinstance(event, ForwardPass):
+                row = event.logits.clone()
+                row[:300] = -1e9  # never a token below 300
+                return actions.adjust_logits(row)
+            if isinstance(event, Added) and event.step == 3:
+                return actions.force_tokens([5])
+    """)
+    bundle = {"language": "python", "module": "ban_low", "entrypoint": "ban_low", "source": source, "name": "ban_low"}
+    model = build_tiny_model(vocab_size=len(tokenizer)).to("cuda")
+
+    def run(isolated: bool) -> list[tuple[int, ...]]:
+        runtime = ModRuntime(EmbeddedBackend(model), tokenizer, model_name="t", settings=RuntimeSettings())
+        isolation = start_isolation(
+            "process" if isolated else "inline", dev_mode=True, tokenizer=tokenizer, budget_ms=5000, weak_ok=True
+        )
+        isolation.attach(runtime)
+        mod_ = isolation.loader(bundle) if isolated else load_mod(bundle)
+        runtime.start()
+
+        async def main() -> list[tuple[int, ...]]:
+            loop = asyncio.get_running_loop()
+            handles = [
+                runtime.submit(RequestHandle(GenerationRequest(
+                    f"cuda-{i}", tokenizer.encode(f"prompt {i}"), GenerationParams(max_tokens=12),
+                    SamplingParams(temperature=0.0), mod_, tenant=f"tenant-{i}",
+                ), loop))
+                for i in range(4)
+            ]  # fmt: skip
+            await asyncio.gather(*(h.result() for h in handles))
+            return [h.snapshot.output for h in handles]
+
+        try:
+            return asyncio.run(main())
+        finally:
+            runtime.stop()
+            isolation.close()
+
+    inline, isolated = run(False), run(True)
+    assert isolated == inline
+    for output in isolated:
+        assert len(output) == 12 and output[3] == 5  # forced after the step-3 Added
+        assert all(t >= 300 for i, t in enumerate(output) if i != 3)
