@@ -215,14 +215,14 @@ def report(results: dict[tuple[str, int], Samples], model: str, device: str, tok
           f">= {TARGETS['smollm2']}x on smollm2")  # fmt: skip
 
 
-def report_floor(results: dict[tuple[str, int], Samples], round_trip_us: float) -> None:
+def report_floor(results: dict[tuple[str, int], Samples], round_trip_us: float, model: str) -> None:
     """What the process boundary costs at least on this machine, next to what a step has to spare."""
     n = max(CONCURRENCY)
     inline_step_ms = n * 1000 / max(results[("inline noop", n)].tps)
-    spare_ms = inline_step_ms * (1 / TARGETS["tiny"] - 1)
+    spare_ms = inline_step_ms * (1 / TARGETS.get(model, TARGETS["tiny"]) - 1)
     print(f"\nFloor: a bare pipe round trip between two Python processes here takes {round_trip_us:.1f} µs "
           f"(median of {PING_ROUNDS}); an isolated step makes 2 round trips per request (ForwardPass; Sampled "
-          f"with its Added). Inline noop at {n} concurrent steps every {inline_step_ms:.2f} ms; the tiny target "
+          f"with its Added). Inline noop at {n} concurrent steps every {inline_step_ms:.2f} ms; the target "
           f"leaves {spare_ms:.2f} ms per step, {spare_ms * 1000 / (2 * n):.0f} µs per round trip "
           f"on {os.cpu_count()} CPUs shared by the engine and {n} workers.")  # fmt: skip
 
@@ -267,7 +267,7 @@ def main() -> None:
     finally:
         bench.stop()
     report(results, args.model, args.device, tokens, rounds)
-    report_floor(results, pipe_round_trip_us())
+    report_floor(results, pipe_round_trip_us(), args.model)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from quote_mod_sdk import Added, ForwardPass, mod
+from quote_mod_sdk import Added, ForwardPass, Sampled, mod
 from tests.conformance.conftest import BACKENDS, Engine
 
 
@@ -72,3 +72,44 @@ def test_the_fast_request_does_not_wait_for_the_late_one(engine: Engine) -> None
     )
     assert fast_handle.timings.finished_ns is not None and slow_handle.timings.finished_ns is not None
     assert fast_handle.timings.finished_ns < slow_handle.timings.finished_ns  # 24 tokens before its 8
+
+
+def _editor() -> Any:
+    """Changes what it is told at some steps: Sampled replaced (forced), Added backtracking with a
+    reinjected token, Added forcing more; noop otherwise, so most steps run ahead and keep the row."""
+
+    @mod
+    def editor(event, actions):  # type: ignore[no-untyped-def]
+        if isinstance(event, Sampled) and event.step % 5 == 0:
+            return actions.force_tokens([event.sampled_token + 1])
+        if isinstance(event, Added) and not event.forced and event.step % 7 == 0:
+            return actions.backtrack(1, [11])
+        if isinstance(event, Added) and not event.forced and event.step % 9 == 0:
+            return actions.force_tokens([12, 13])
+        return None
+
+    return editor
+
+
+def test_running_ahead_is_taken_back_whenever_an_answer_changes_the_token(engine: Engine) -> None:
+    """The isolated step forwards each sampled token before its Sampled/Added answers are in; when
+    an answer replaces, erases or adds to it, the token is rolled back out of the backend. The text
+    is what the inline step produces, token for token, and the rows were those of a fresh forward."""
+    from tests.conformance.conftest import BACKENDS as FACTORIES
+
+    prompts = ["Say hi.", "Count to ten.", "Name a colour.", "Why is the sky blue?"]
+    stats = engine.runtime.backend.stats  # type: ignore[attr-defined]
+    rollbacks = stats.rollbacks
+    ahead = [snap.output for _, snap in engine.run(*(engine.request(p, _editor(), max_tokens=30) for p in prompts))]
+    assert stats.rollbacks > rollbacks  # the changed steps took their token back
+    inline = FACTORIES["embedded"]()
+    inline.runtime.start()
+    try:
+        expected = [
+            snap.output for _, snap in inline.run(*(inline.request(p, _editor(), max_tokens=30) for p in prompts))
+        ]
+    finally:
+        inline.runtime.stop()
+    assert ahead == expected
+    for output in ahead:
+        assert len(output) == 30 and 11 in output and 12 in output
