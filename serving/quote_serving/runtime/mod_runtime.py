@@ -37,6 +37,7 @@ import torch
 
 from quote_mod_sdk.events import Added, Sampled
 from quote_mod_sdk.generation import Generation, ModInvoker, Steps
+from quote_serving.engine.cpu_threads import engine_threads
 from quote_serving.engine.port import EngineBackend, EngineError
 from quote_serving.engine.sampling import SamplingParams, sample
 from quote_serving.runtime.budget import ModBudget
@@ -163,6 +164,7 @@ class ModRuntime:
         """The engine thread: nothing a request or mod raises ends it; if it ever does end, the
         replica turns not ready, every request still here fails, and `on_fatal` runs."""
         try:
+            engine_threads()  # torch's threads as this thread should have them (engine/cpu_threads.py)
             self._run()
         except BaseException:
             logger.critical("the engine loop died", exc_info=True)
