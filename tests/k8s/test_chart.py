@@ -81,8 +81,9 @@ def test_chart_serving_runtime_matches_the_kserve_example(helm: str) -> None:
 
     [runtime] = [d for d in docs if d["kind"] == "ClusterServingRuntime"]
     [ours], [theirs] = runtime["spec"]["containers"], example["spec"]["containers"]
-    same = ("name", "command", "args", "ports", "readinessProbe", "livenessProbe")
+    same = ("name", "command", "args", "ports", "readinessProbe", "livenessProbe", "securityContext", "volumeMounts")
     assert {k: ours[k] for k in same} == {k: theirs[k] for k in same}
+    assert runtime["spec"]["volumes"] == example["spec"]["volumes"]
     assert runtime["metadata"]["name"] == example["metadata"]["name"] == "quote"
     assert runtime["spec"]["supportedModelFormats"] == example["spec"]["supportedModelFormats"]
 
