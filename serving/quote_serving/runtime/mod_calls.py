@@ -86,6 +86,7 @@ class CallQueue:
         self.busy_since: float | None = None
         self.busy_total = 0.0  # wall seconds with a call in flight, for the CPU monitor
         self.gone: str | None = None
+        self.readers = 0  # threads selecting on its pipe now (`wait_for`): the monitor leaves it to them
 
     # ----- sending -----------------------------------------------------------------------------
     def send(self, ticket: Ticket, header: dict[str, Any], blob: bytes = b"") -> None:
@@ -201,9 +202,13 @@ class CallQueue:
             self.busy_since = None
 
 
-def wait_for(tickets: Iterable[Ticket], timeout_s: float, *, first: bool = False) -> None:
+def wait_for(tickets: Iterable[Ticket], timeout_s: float, *, first: bool = False, poll_s: float = math.inf) -> None:
     """Pump the tickets' workers until every ticket is done (`first`: until one more is), or
-    `timeout_s` passes; a worker whose head call runs past its budget is failed meanwhile."""
+    `timeout_s` passes; a worker whose head call runs past its budget is failed meanwhile.
+
+    `poll_s`: look again at least this often. A caller whose worker other threads also wait on
+    sets it (another thread may take and settle this one's answer, and then nothing wakes this
+    select); the engine thread, the only reader of its workers' pipes, needs none."""
     tickets = list(tickets)
     end = time.monotonic() + timeout_s
     done_before = sum(1 for t in tickets if t.done)
@@ -230,11 +235,20 @@ def wait_for(tickets: Iterable[Ticket], timeout_s: float, *, first: bool = False
         wake = min([end] + [q.fifo[0].deadline for q in live if q.fifo])
         by_fd = {q.proc.out_fd: q for q in live}
         writers = {q.proc.in_fd: q for q in live if q.proc.outbox}
+        for queue in live:
+            with queue.lock:
+                queue.readers += 1
+        timeout = max(0.0, min(wake - now, end - now, poll_s)) + 0.0005
         try:
-            readable, writable, _ = select.select(
-                list(by_fd), list(writers), [], max(0.0, min(wake - now, end - now)) + 0.0005
-            )
+            readable, writable, _ = select.select(list(by_fd), list(writers), [], timeout)
         except (OSError, ValueError):  # a pipe closed by a kill from another thread: pump them all
+            queues = set(live)
+            continue
+        finally:
+            for queue in live:
+                with queue.lock:
+                    queue.readers -= 1
+        if poll_s < math.inf:
             queues = set(live)
             continue
         # Pump what has something to read or room to write, and any whose head is past its budget.

@@ -375,7 +375,8 @@ class ModWorkerPool:
         ticket = self.submit(key, mod, event)
         if isinstance(event, ev.Finished):
             return act.NOOP
-        wait_for([ticket], self.budget_s + self.load_timeout_s + 1.0)  # the queue enforces budgets
+        # Other threads may wait on this worker too (the SGLang step's threads): look every 2 ms.
+        wait_for([ticket], self.budget_s + self.load_timeout_s + 1.0, poll_s=0.002)  # the queue enforces budgets
         if not ticket.done:  # only if the queue could not (a worker that never sent its ready frame)
             raise ModFailedError(f"mod {mod.name!r} did not answer", mod=mod.name, kind="timeout")
         return ticket.result()
@@ -486,7 +487,8 @@ class ModWorkerPool:
                     logger.exception("mod worker monitor failed on worker %d", worker.proc.pid)
 
     def _inspect(self, worker: _Worker) -> None:
-        worker.queue.pump()  # a head call past its budget (a Finished nobody waits for, too)
+        if not worker.queue.readers:  # nobody is waiting on it: find a head call past its budget
+            worker.queue.pump()  # (a Finished nobody waits for, too); a waiting thread does it itself
         if worker.gone is not None:
             return
         if not worker.proc.alive():
