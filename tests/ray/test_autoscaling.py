@@ -34,7 +34,10 @@ def app(ray_cluster: ServeCluster) -> Iterator[QuoteApp]:
 
 def slow_chat(client: Any, max_tokens: int = 60) -> Any:
     messages = [{"role": "user", "content": "Hi"}]
-    return client.chat.completions.create(model="quote-tiny/slow", messages=messages, max_tokens=max_tokens)
+    # Exactly max_tokens tokens at 40 ms each: the random model's EOS must not cut a request short.
+    return client.chat.completions.create(
+        model="quote-tiny/slow", messages=messages, max_tokens=max_tokens, extra_body={"ignore_eos": True}
+    )
 
 
 def test_engine_scales_up_under_load_and_back_down(app: QuoteApp) -> None:
