@@ -143,7 +143,13 @@ def _aborted(platform: Platform, mod: str) -> float:
 
 
 def test_a_client_that_leaves_mid_stream_stops_the_generation(gateway: Gateway, platform: Platform) -> None:
-    body = {"model": "tiny-a/crawl", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 200, "stream": True}
+    body = {
+        "model": "tiny-a/crawl",
+        "messages": [{"role": "user", "content": "Hi"}],
+        "max_tokens": 200,
+        "stream": True,
+        "ignore_eos": True,  # exactly 200 tokens: the random model's EOS must not end it before the client leaves
+    }
     before = _aborted(platform, "crawl")
     # (a generous timeout: the tenant's first call of a mod may start and load its worker first)
     with httpx.stream("POST", gateway.v1 + "/chat/completions", json=body, headers=_bearer(platform), timeout=60) as r:

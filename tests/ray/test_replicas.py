@@ -66,7 +66,7 @@ def test_killing_a_replica_mid_stream_ends_that_request_with_an_error_and_the_ne
     import ray
 
     client = app.openai()
-    raw = chat_raw(client, "quote-tiny/slow", max_tokens=400, stream=True)
+    raw = chat_raw(client, "quote-tiny/slow", max_tokens=400, stream=True, extra_body={"ignore_eos": True})
     replica = raw.headers["x-quote-replica"]
     stream = iter(raw.parse())
     assert next(stream).choices[0].delta.role == "assistant"
@@ -86,7 +86,7 @@ def test_deleting_the_app_lets_a_streaming_request_in_flight_finish(app: QuoteAp
     """Graceful drain (this test runs last: it removes the module's app)."""
     from ray import serve
 
-    raw = chat_raw(app.openai(), "quote-tiny/slow", max_tokens=100, stream=True)
+    raw = chat_raw(app.openai(), "quote-tiny/slow", max_tokens=100, stream=True, extra_body={"ignore_eos": True})
     stream = iter(raw.parse())
     for _ in range(2):
         next(stream)  # generating
