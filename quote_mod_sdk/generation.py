@@ -288,7 +288,11 @@ class Generation:
     def added_after_sampled(self, token: int) -> Added:
         """The Added event `sampled_steps(token)` yields next if the mod answers Sampled with noop:
         a driver may send both at once (one round trip) and check the match."""
-        return Added(self.request_id, self.step, [int(token)], False, len(self.prompt) + len(self.output) + 1)
+        return self._added([int(token)], forced=False, pending=1)
+
+    def _added(self, tokens: list[int], *, forced: bool, pending: int = 0) -> Added:
+        """The Added event for `tokens` once recorded (`pending`: how many of them are not yet)."""
+        return Added(self.request_id, self.step, list(tokens), forced, len(self.prompt) + len(self.output) + pending)
 
     def finish(self, reason: str) -> None:
         """End the request (idempotent) and tell the mod, whose answer no longer matters."""
@@ -349,9 +353,7 @@ class Generation:
         if not self._check_tokens(tokens, "force_tokens" if forced else "sampling"):
             return
         self._record(tokens, forced=forced, logprob=logprob)
-        action = yield from self._calling(
-            Added(self.request_id, self.step, list(tokens), forced, len(self.prompt) + len(self.output))
-        )
+        action = yield from self._calling(self._added(tokens, forced=forced))
         if isinstance(action, ForceTokens):
             if self._check_tokens(action.tokens, "force_tokens"):
                 self._record(action.tokens, forced=True)

@@ -44,7 +44,7 @@ class StragglerPolicy:
 
 
 class ThreadedCalls:
-    """`submit` like `ModWorkerPool.submit`, each call run by `invoke` on a thread of `pool`."""
+    """`mod_calls.ModCalls` for an in-process invoker: each call run by `invoke` on a thread of `pool`."""
 
     def __init__(self, invoke: ModInvoker, pool: cf.ThreadPoolExecutor, tokenizer: Any = None) -> None:
         self.invoke, self.pool, self.tokenizer = invoke, pool, tokenizer

@@ -26,15 +26,17 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from quote_mod_sdk import actions as act
 from quote_mod_sdk import events as ev
 from quote_mod_sdk.errors import InvalidActionError, ModFailedError
+from quote_mod_sdk.mod import Mod
 from quote_serving.runtime.mod_answers import decode_action, returned_row
 from quote_serving.runtime.mod_process import WorkerDied, WorkerProcess
+from quote_serving.runtime.mod_protocol import encode_frame
 
-__all__ = ["CallQueue", "Ticket", "wait_for"]
+__all__ = ["CallQueue", "ModCalls", "Ticket", "wait_for"]
 
 
 @dataclass(eq=False, slots=True)
@@ -65,6 +67,25 @@ class Ticket:
         self.outcome, self.done = outcome, True
 
 
+class ModCalls(Protocol):
+    """Where the isolated step sends a mod call without waiting: `ModWorkerPool` (worker
+    processes) or `dispatch.ThreadedCalls` (an in-process invoker on threads).
+
+    `key`: the request's tenant. `conversation`: the request's (messages, tool schemas), for the
+    first call of a request. `then`: with a Sampled, the Added a noop answer implies; its answer
+    comes as `ticket.paired`. Never raises: a failure is the ticket's outcome."""
+
+    def submit(
+        self,
+        key: str,
+        mod: Mod,
+        event: ev.ModEvent,
+        *,
+        conversation: tuple[Any, Any] | None = None,
+        then: ev.Added | None = None,
+    ) -> Ticket: ...
+
+
 def settled(name: str, outcome: Any) -> Ticket:
     """A ticket answered without a worker (an error before sending, a Finished nobody hears)."""
     ticket = Ticket(name, None, 0.0)
@@ -91,8 +112,6 @@ class CallQueue:
     # ----- sending -----------------------------------------------------------------------------
     def send(self, ticket: Ticket, header: dict[str, Any], blob: bytes = b"") -> None:
         """Queue `ticket` (and its paired Added) and post its frame (caller holds `lock`)."""
-        from quote_serving.runtime.mod_protocol import encode_frame
-
         now = time.monotonic()
         ticket.queue = self
         if not self.fifo:

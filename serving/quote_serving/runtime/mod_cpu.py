@@ -4,9 +4,10 @@
   kernel; the pool retires it first (no new requests, killed once its requests are done);
 - idle burn: a worker that uses CPU while no call is in flight runs code nobody asked for (a
   mod's background thread spinning). `IdleMeter` is a leaky bucket fed with the CPU seconds a
-  worker used between calls; it drains at `allowance` CPU-s per wall second and trips at `limit`.
+  worker used beyond its busy wall time (the time a call was in flight on it); it drains at
+  `allowance` CPU-s per wall second and trips at `limit`.
 
-    call ends ─► meter.mark(cpu) ... (idle) ... next call starts / monitor tick ─► meter.charge(cpu)
+    worker ready ─► meter.mark(cpu) ... monitor tick ─► meter.charge(cpu − busy seconds) ...
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ def cpu_seconds(pid: int) -> float | None:
 
 
 class CpuClock:
-    """`cpu_seconds` of one process through a descriptor kept open: the pool reads it twice per mod
-    call, and `pread` of an open `/proc/<pid>/stat` costs ~7 µs against ~19 µs for open + read.
+    """`cpu_seconds` of one process through a descriptor kept open: the pool's monitor reads it
+    every tick, and `pread` of an open `/proc/<pid>/stat` costs ~7 µs against ~19 µs for open + read.
     The descriptor names that process, never a later one that reuses its pid: once it is gone,
     reads fail (None)."""
 
@@ -65,7 +66,7 @@ def _parse(data: bytes) -> float | None:
 
 @dataclass(slots=True)
 class IdleMeter:
-    """CPU used between calls, as a leaky bucket (CPU seconds)."""
+    """CPU used while no call was in flight, as a leaky bucket (CPU seconds)."""
 
     limit: float = 0.5  # CPU-s of idle burn (net of the allowance) that trips it
     allowance: float = 0.05  # CPU-s per wall second a quiet worker may use between calls (GC, ticks)
@@ -74,11 +75,12 @@ class IdleMeter:
     at: float = field(default_factory=time.monotonic)
 
     def mark(self, cpu: float) -> None:
-        """A call ended (or a sample was charged): idle time starts counting from here."""
+        """Start counting from here (the worker is ready)."""
         self.cpu, self.at = cpu, time.monotonic()
 
     def charge(self, cpu: float) -> bool:
-        """Charge the CPU used since `mark`; True when the worker burned over its limit."""
+        """Charge what `cpu` (a count net of busy time) grew since the last charge or `mark`; True
+        when the worker burned over its limit."""
         now = time.monotonic()
         self.debt = max(0.0, self.debt - self.allowance * (now - self.at)) + max(0.0, cpu - self.cpu)
         self.cpu, self.at = cpu, now

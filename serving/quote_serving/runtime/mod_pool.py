@@ -281,10 +281,7 @@ class ModWorkerPool:
         with self._lock:
             group = [w for w in self._groups.get(key, []) if not w.retiring]
         for worker in group:  # one near its CPU limit takes no new request (it retires)
-            cpu = worker.proc.cpu()
-            if cpu is not None and cpu >= self.recycle_cpu_s:
-                with self._lock:
-                    worker.retiring = True
+            self._retire_if_spent(worker, worker.proc.cpu())
         with self._lock:
             while True:
                 if self._closed.is_set():
@@ -363,13 +360,11 @@ class ModWorkerPool:
         key = tenant or ""
 
         def invoke(mod: Mod, event: ev.ModEvent, actions: Any, tokenizer: Any) -> act.Action:
-            if not isinstance(mod, RemoteMod):
-                raise ModFailedError(f"mod {mod.name!r} was not loaded for isolation", mod=mod.name, kind="exception")
             return self.call(key, mod, event)
 
         return invoke
 
-    def call(self, key: str, mod: RemoteMod, event: ev.ModEvent) -> act.Action:
+    def call(self, key: str, mod: Mod, event: ev.ModEvent) -> act.Action:
         """One mod call on the request's worker, answered before it returns; safe from any thread.
         A Finished is sent and not waited for: nobody uses its answer."""
         ticket = self.submit(key, mod, event)
@@ -390,13 +385,9 @@ class ModWorkerPool:
         conversation: tuple[Any, Any] | None = None,
         then: ev.Added | None = None,
     ) -> Ticket:
-        """Send one mod call to the request's worker without waiting (`mod_calls.wait_for` waits).
-
-        `conversation`: the request's (messages, tool schemas), for the worker's first call of the
-        request (default: the calling context's, as `Generation` sets it). `then`: with a Sampled,
-        the Added that follows a noop answer; its answer comes as `ticket.paired`. Never raises:
-        a failure is the ticket's outcome.
-        """
+        """`mod_calls.ModCalls.submit`: one call to the request's worker, not waited for
+        (`mod_calls.wait_for` waits). Without `conversation`, the calling context's (as
+        `Generation` sets it) goes with the request's first call."""
         if not isinstance(mod, RemoteMod):
             return settled(mod.name, ModFailedError(f"mod {mod.name!r} was not loaded for isolation", mod=mod.name))
         finished = isinstance(event, ev.Finished)
@@ -469,11 +460,15 @@ class ModWorkerPool:
         cpu = worker.proc.cpu()
         if cpu is None:
             return False
-        if cpu >= self.recycle_cpu_s and not worker.retiring:
+        self._retire_if_spent(worker, cpu)
+        return worker.proc.idle.charge(cpu - worker.queue.busy(time.monotonic()))
+
+    def _retire_if_spent(self, worker: _Worker, cpu: float | None) -> None:
+        """A worker near its RLIMIT_CPU takes no new requests and ends once its requests are done."""
+        if cpu is not None and cpu >= self.recycle_cpu_s and not worker.retiring:
             logger.info("mod worker %d of tenant %r used %.0f CPU-s: retiring it", worker.proc.pid, worker.key, cpu)
             with self._lock:
                 worker.retiring = True
-        return worker.proc.idle.charge(cpu - worker.queue.busy(time.monotonic()))
 
     def _watch(self, interval_s: float) -> None:
         """The monitor thread: stuck calls, dead workers, idle CPU burn, retired workers."""

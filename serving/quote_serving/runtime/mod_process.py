@@ -21,7 +21,6 @@ import select
 import signal
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -58,11 +57,10 @@ class SpawnSpec:
 
 
 class WorkerProcess:
-    """A spawned worker (`wait_ready` before use); `lock` serialises exchanges (the pool holds it
-    around each call)."""
+    """A spawned worker (`wait_ready` before use). `exchange` is for a worker nobody else talks
+    to (a one-shot loader); the pool's calls go through `post` / `frames` (`mod_calls.CallQueue`)."""
 
     def __init__(self, spec: SpawnSpec) -> None:
-        self.lock = threading.Lock()
         self.slots = RowSlots.create(spec.row_capacity, spec.row_pairs)
         config = {
             "tokenizer_dir": spec.tokenizer_dir,

@@ -42,7 +42,7 @@ from quote_serving.engine.port import EngineBackend, EngineError
 from quote_serving.engine.sampling import SamplingParams, sample
 from quote_serving.runtime.budget import ModBudget
 from quote_serving.runtime.dispatch import StragglerPolicy
-from quote_serving.runtime.mod_calls import Ticket, wait_for
+from quote_serving.runtime.mod_calls import ModCalls, Ticket, wait_for
 from quote_serving.runtime.observers import RuntimeObserver, notify
 from quote_serving.runtime.requests import RequestHandle, Snapshot
 from quote_serving.runtime.rows import BadRow, checked_row
@@ -118,9 +118,9 @@ class ModRuntime:
         # e.g. `ModWorkerPool.invoker(tenant)`; None: inline on this thread under `budget`.
         self.invoker_for: Callable[[RequestHandle], ModInvoker] | None = None
         self.mod_pool: Any = None  # the `ModWorkerPool` behind invoker_for, if any (respawn metrics)
-        # Isolated mods: where the isolated step sends its calls without waiting (`submit` → a
-        # `mod_calls.Ticket`), e.g. the `ModWorkerPool`; None: the inline step.
-        self.mod_calls: Any = None
+        # Isolated mods: where the isolated step sends its calls without waiting, e.g. the
+        # `ModWorkerPool`; None: the inline step.
+        self.mod_calls: ModCalls | None = None
         self.steps = 0
         self._calls: cf.ThreadPoolExecutor | None = None  # `call_pool()`: blocking mod calls run at once
         self._row_device: torch.device | None = None
@@ -371,8 +371,7 @@ class ModRuntime:
             self._start_plan(live, row, live.ahead_ns, to_sample)
         behind = [live for live in behind if self._live.get(live.gen.request_id) is live and self._sync(live)]
         if behind:
-            logits = self._forward(behind)
-            forwarded = time.time_ns()
+            logits, forwarded = self._forward(behind)
             for i, live in enumerate(behind):
                 self._start_plan(live, logits[i], forwarded, to_sample)
         if ready or behind:
@@ -392,13 +391,12 @@ class ModRuntime:
         self._run_ahead([(live, token) for live, token, _ in sampled if live.steps is not None])
         self._wait_phase([live for live, _, _ in sampled], to_sample)
 
-    def _forward(self, lives: list[_Live]) -> torch.Tensor:
-        for live in lives:
-            live.gen.low_water = len(live.gen.output)
+    def _forward(self, lives: list[_Live]) -> tuple[torch.Tensor, int]:
+        """One model call over `lives`: their rows, and when it ended."""
         logits = self.backend.forward([live.gen.request_id for live in lives])
         self._row_device = logits.device
         self.steps += 1
-        return logits
+        return logits, time.time_ns()
 
     def _start_plan(self, live: _Live, row: Any, forwarded_ns: int, to_sample: list[tuple[_Live, Any]]) -> None:
         live.gen.low_water = len(live.gen.output)
@@ -420,9 +418,7 @@ class ModRuntime:
             ahead.append(live)
         if not ahead:
             return
-        logits = self.backend.forward([live.gen.request_id for live in ahead])
-        forwarded = time.time_ns()
-        self.steps += 1
+        logits, forwarded = self._forward(ahead)
         for i, live in enumerate(ahead):
             assert live.ahead is not None
             live.ahead, live.ahead_ns = (live.ahead[0], logits[i]), forwarded
@@ -513,12 +509,10 @@ class ModRuntime:
                 self.fail(live, f"mod {_mod_name(live)!r} broke its request ({type(exc).__name__})", "exception")
 
     def _submit(self, live: _Live, event: Any, then: Any) -> Ticket:
-        request = live.handle.request
+        assert self.mod_calls is not None and live.gen.mod is not None  # steps yield only with a mod
         conversation = (live.gen.messages or [], live.gen.tools or [])
-        ticket: Ticket = self.mod_calls.submit(
-            request.tenant or "", live.gen.mod, event, conversation=conversation, then=then
-        )
-        return ticket
+        tenant = live.handle.request.tenant or ""
+        return self.mod_calls.submit(tenant, live.gen.mod, event, conversation=conversation, then=then)
 
     def _forget(self, live: _Live) -> None:
         """The request's steps are over (or abandoned): answers still owed are dropped on arrival."""
