@@ -290,9 +290,19 @@ class Generation:
         a driver may send both at once (one round trip) and check the match."""
         return self._added([int(token)], forced=False, pending=1)
 
-    def _added(self, tokens: list[int], *, forced: bool, pending: int = 0) -> Added:
+    def after_noop_forward_pass(self, token: int) -> tuple[Sampled, Added]:
+        """The Sampled and Added events the next step yields if the mod answers its ForwardPass
+        with noop, `token` is what the driver samples from the unchanged row, and Sampled is
+        answered with noop too: a driver that sampled ahead may send all three at once (one round
+        trip per step) and check each match."""
+        step = self.step + 1
+        added = self._added([int(token)], forced=False, pending=1, step=step)
+        return Sampled(request_id=self.request_id, step=step, sampled_token=int(token)), added
+
+    def _added(self, tokens: list[int], *, forced: bool, pending: int = 0, step: int | None = None) -> Added:
         """The Added event for `tokens` once recorded (`pending`: how many of them are not yet)."""
-        return Added(self.request_id, self.step, list(tokens), forced, len(self.prompt) + len(self.output) + pending)
+        at = self.step if step is None else step
+        return Added(self.request_id, at, list(tokens), forced, len(self.prompt) + len(self.output) + pending)
 
     def finish(self, reason: str) -> None:
         """End the request (idempotent) and tell the mod, whose answer no longer matters."""

@@ -20,6 +20,7 @@ suite's `dispatch` backend runs the isolated step with it, with mods that record
 from __future__ import annotations
 
 import concurrent.futures as cf
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +29,7 @@ from quote_mod_sdk.actions import Noop
 from quote_mod_sdk.conversation import conversation_scope
 from quote_mod_sdk.generation import ModInvoker
 from quote_mod_sdk.mod import ACTIONS, Mod
-from quote_serving.runtime.mod_calls import Ticket
+from quote_serving.runtime.mod_calls import Ticket, chain, chained
 
 __all__ = ["StragglerPolicy", "ThreadedCalls"]
 
@@ -56,18 +57,17 @@ class ThreadedCalls:
         event: ev.ModEvent,
         *,
         conversation: tuple[Any, Any] | None = None,
-        then: ev.Added | None = None,
+        then: Sequence[ev.ModEvent] = (),
     ) -> Ticket:
-        ticket = Ticket(mod.name, event, 0.0)
-        if then is not None:
-            ticket.paired = Ticket(mod.name, then, 0.0)
+        ticket = Ticket(mod.name, event, 0.0, paired=chained(mod.name, then, 0.0))
         messages, tools = conversation or (None, None)
 
         def run() -> Any:
-            first = self._answer(mod, event, messages, tools)
-            if ticket.paired is not None:
-                second = self._answer(mod, then, messages, tools) if isinstance(first, Noop) else None
-                ticket.paired.settle(second)
+            first = answer = self._answer(mod, event, messages, tools)
+            for follow in chain(ticket.paired):  # each runs only while the one before answered noop
+                answer = self._answer(mod, follow.event, messages, tools) if isinstance(answer, Noop) else None
+                follow.discard = follow.discard or answer is None  # not run: as the worker sends nothing
+                follow.settle(answer)
             return first
 
         ticket.future = self.pool.submit(run)

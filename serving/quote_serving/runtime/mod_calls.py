@@ -2,7 +2,7 @@
 
     pool.submit ─► CallQueue.send(ticket, frame) ─► the worker's stdin (an outbox: never blocks)
     any thread  ─► CallQueue.pump() ─► frames from its stdout ─► the FIFO's head ticket, decoded
-                   (a Sampled sent with `then`: a noop answer is followed by its Added's answer)
+                   (a call sent with `then`: each noop answer is followed by the next event's)
     wait_for(tickets) ─► select on the workers' pipes, pump, until done / first done / timeout
 
 A worker answers one frame at a time, in order, so a call's budget runs from when it reaches the
@@ -24,7 +24,7 @@ import math
 import select
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -36,7 +36,7 @@ from quote_serving.runtime.mod_answers import decode_action, returned_row
 from quote_serving.runtime.mod_process import WorkerDied, WorkerProcess
 from quote_serving.runtime.mod_protocol import encode_frame
 
-__all__ = ["CallQueue", "ModCalls", "Ticket", "wait_for"]
+__all__ = ["CallQueue", "ModCalls", "Ticket", "chain", "chained", "drop_chain", "wait_for"]
 
 
 @dataclass(eq=False, slots=True)
@@ -49,7 +49,7 @@ class Ticket:
     digest: str = ""
     expected: int = 0  # floats in the ForwardPass row: what a returned row must hold
     pair: int | None = None  # the slot pair its rows use, while it holds one
-    paired: Ticket | None = None  # the Added answer that follows a noop answer to this Sampled
+    paired: Ticket | None = None  # the next event of its chain (`then`), answered after a noop answer to this one
     discard: bool = False  # nobody waits for its answer (a Finished; an Added no longer needed)
     deadline: float = math.inf
     outcome: Any = None  # the action, or the exception its caller raises
@@ -72,8 +72,10 @@ class ModCalls(Protocol):
     processes) or `dispatch.ThreadedCalls` (an in-process invoker on threads).
 
     `key`: the request's tenant. `conversation`: the request's (messages, tool schemas), for the
-    first call of a request. `then`: with a Sampled, the Added a noop answer implies; its answer
-    comes as `ticket.paired`. Never raises: a failure is the ticket's outcome."""
+    first call of a request. `then`: the events a noop answer implies, in order (a ForwardPass's
+    Sampled and Added for the token the engine sampled ahead; a Sampled's Added); the worker runs
+    each while the one before it answers noop, and their answers come as the chain
+    `ticket.paired`, `ticket.paired.paired`. Never raises: a failure is the ticket's outcome."""
 
     def submit(
         self,
@@ -82,8 +84,29 @@ class ModCalls(Protocol):
         event: ev.ModEvent,
         *,
         conversation: tuple[Any, Any] | None = None,
-        then: ev.Added | None = None,
+        then: Sequence[ev.ModEvent] = (),
     ) -> Ticket: ...
+
+
+def chain(ticket: Ticket | None) -> Iterator[Ticket]:
+    """`ticket` and the tickets chained after it (`paired`), in order."""
+    while ticket is not None:
+        yield ticket
+        ticket = ticket.paired
+
+
+def chained(name: str, events: Sequence[ev.ModEvent], budget_s: float, digest: str = "") -> Ticket | None:
+    """The tickets for a call's `then` events, each `paired` to the next."""
+    head: Ticket | None = None
+    for event in reversed(events):
+        head = Ticket(name, event, budget_s, digest=digest, paired=head)
+    return head
+
+
+def drop_chain(ticket: Ticket | None) -> None:
+    """Nobody will read these answers (the engine sent another event instead)."""
+    for follow in chain(ticket):
+        follow.discard = True
 
 
 def settled(name: str, outcome: Any) -> Ticket:
@@ -111,16 +134,15 @@ class CallQueue:
 
     # ----- sending -----------------------------------------------------------------------------
     def send(self, ticket: Ticket, header: dict[str, Any], blob: bytes = b"") -> None:
-        """Queue `ticket` (and its paired Added) and post its frame (caller holds `lock`)."""
+        """Queue `ticket` (and the tickets chained after it) and post its frame (caller holds `lock`)."""
         now = time.monotonic()
         ticket.queue = self
         if not self.fifo:
             ticket.deadline = now + ticket.budget_s
             self.busy_since = now
-        self.fifo.append(ticket)
-        if ticket.paired is not None:
-            ticket.paired.queue = self
-            self.fifo.append(ticket.paired)
+        for each in chain(ticket):
+            each.queue = self
+            self.fifo.append(each)
         try:
             self.proc.post(encode_frame(header, blob))
         except WorkerDied as exc:
@@ -157,11 +179,11 @@ class CallQueue:
                 self.on_fail("timeout", "")
 
     def _answered(self, ticket: Ticket, header: dict[str, Any], blob: bytes, now: float) -> None:
-        follow = ticket.paired
-        if follow is not None and not (header.get("ok") is True and header.get("action") == "noop"):
-            self.fifo.remove(follow)  # the worker sends the Added's answer only after a noop
-            follow.settle(None)
-            follow.discard = True
+        if ticket.paired is not None and not (header.get("ok") is True and header.get("action") == "noop"):
+            for follow in chain(ticket.paired):  # the worker runs the next event only after a noop
+                self.fifo.remove(follow)
+                follow.settle(None)
+                follow.discard = True
         if self.fifo:
             self.fifo[0].deadline = now + self.fifo[0].budget_s
         elif self.busy_since is not None:

@@ -32,7 +32,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from quote_mod_sdk import actions as act
@@ -42,7 +42,7 @@ from quote_mod_sdk.errors import ModFailedError, SerializationError
 from quote_mod_sdk.mod import Mod
 from quote_mod_sdk.serialize import bundle_digest, validate_bundle
 from quote_serving.runtime.mod_answers import event_header, row_bytes, row_length
-from quote_serving.runtime.mod_calls import CallQueue, Ticket, settled, wait_for
+from quote_serving.runtime.mod_calls import CallQueue, Ticket, chained, settled, wait_for
 from quote_serving.runtime.mod_process import SpawnSpec, WorkerDied, WorkerProcess
 from quote_serving.runtime.mod_slots import DEFAULT_CAPACITY
 
@@ -383,7 +383,7 @@ class ModWorkerPool:
         event: ev.ModEvent,
         *,
         conversation: tuple[Any, Any] | None = None,
-        then: ev.Added | None = None,
+        then: Sequence[ev.ModEvent] = (),
     ) -> Ticket:
         """`mod_calls.ModCalls.submit`: one call to the request's worker, not waited for
         (`mod_calls.wait_for` waits). Without `conversation`, the calling context's (as
@@ -412,7 +412,7 @@ class ModWorkerPool:
         mod: RemoteMod,
         event: ev.ModEvent,
         conversation: tuple[Any, Any] | None,
-        then: ev.Added | None,
+        then: Sequence[ev.ModEvent],
         finished: bool,
     ) -> Ticket:
         queue = worker.queue
@@ -434,9 +434,9 @@ class ModWorkerPool:
                 call["event"]["slot"] = ticket.pair
             else:
                 blob = row_bytes(event.logits)
-        elif then is not None and isinstance(event, ev.Sampled):
-            call["then"] = event_header(then)
-            ticket.paired = Ticket(mod.name, then, self.budget_s, digest=mod.digest)
+        if then and not finished:
+            call["then"] = [event_header(each) for each in then]
+            ticket.paired = chained(mod.name, then, self.budget_s, mod.digest)
         if event.request_id not in worker.introduced:
             if conversation is None:
                 active = _ACTIVE.get()

@@ -35,6 +35,7 @@ from typing import Any
 
 import torch
 
+from quote_mod_sdk.actions import Noop
 from quote_mod_sdk.events import Added, Sampled
 from quote_mod_sdk.generation import Generation, ModInvoker, Steps
 from quote_serving.engine.cpu_threads import engine_threads
@@ -42,7 +43,7 @@ from quote_serving.engine.port import EngineBackend, EngineError
 from quote_serving.engine.sampling import SamplingParams, sample
 from quote_serving.runtime.budget import ModBudget
 from quote_serving.runtime.dispatch import StragglerPolicy
-from quote_serving.runtime.mod_calls import ModCalls, Ticket, wait_for
+from quote_serving.runtime.mod_calls import ModCalls, Ticket, drop_chain, wait_for
 from quote_serving.runtime.observers import RuntimeObserver, notify
 from quote_serving.runtime.requests import RequestHandle, Snapshot
 from quote_serving.runtime.rows import BadRow, checked_row
@@ -59,6 +60,15 @@ class RuntimeSettings:
     mod_budget_ms: float = 2000.0  # per mod call; generous because the first call may compile a strategy
     idle_wait_s: float = 0.05
     stragglers: StragglerPolicy = field(default_factory=StragglerPolicy)  # isolated mods: waiting for slow calls
+
+
+@dataclass(frozen=True, slots=True)
+class _Guess:
+    """A token sampled from a request's unchanged row before its mod answered ForwardPass."""
+
+    token: int
+    logprob: float
+    state: torch.Tensor | None  # its generator's state before the draw, restored if the guess is dropped
 
 
 @dataclass
@@ -80,6 +90,8 @@ class _Live:
     ahead: tuple[int, Any] | None = None
     ahead_ns: int = 0
     next_row: Any = None  # the ahead row, once the answers confirmed its token: the next ForwardPass
+    guess: _Guess | None = None  # sampled from `next_row` before its mod answered ForwardPass
+    follow: Ticket | None = None  # a call sent ahead (with the ForwardPass) that the next phase may take
 
 
 LiveRequest = _Live  # one admitted request, as the public lifecycle hands it to backends
@@ -348,12 +360,15 @@ class ModRuntime:
     # ----- isolated mods: each phase's calls in flight at once, stragglers sit out --------------
     # (runtime/dispatch.py: the waiting rule; runtime/mod_calls.py: the calls on each worker)
     def _step_isolated(self) -> None:
-        """One step when mods run in workers: take answers that came in, forward the requests
-        whose mods have answered, send their ForwardPass calls together, sample what is
-        answered, send the Sampled calls (each with the Added a noop answer implies) together.
-        A request whose call is still in flight skips the forward; nothing here ever waits on one
-        slow mod for long. All on this thread: a request's steps are a generator
-        (`Generation.forward_pass_steps`) driven by its answers as they come."""
+        """One step when mods run in workers: take answers that came in; for each request whose
+        answers let its last token stand (its row is already forwarded), sample that row as if
+        its mod will answer ForwardPass with noop and send ForwardPass, Sampled and Added in one
+        frame; forward those tokens (running ahead) together with the requests that need a plain
+        forward, whose ForwardPass calls go out next; sample what the mods planned otherwise and
+        send those Sampled calls (each with its Added). A request whose call is still in flight
+        skips the forward; nothing here ever waits on one slow mod for long. All on this thread:
+        a request's steps are a generator (`Generation.forward_pass_steps`) driven by its
+        answers as they come."""
         lives = list(self._live.values())
         to_sample: list[tuple[_Live, Any]] = []
         busy = [live.ticket for live in lives if live.ticket is not None]
@@ -366,14 +381,14 @@ class ModRuntime:
         idle = [live for live in idle if not self._drop_cancelled(live)]
         ready = [live for live in idle if live.next_row is not None]  # forwarded while their mods answered
         behind = [live for live in idle if live.next_row is None]
-        for live in ready:  # their calls go out first: the workers answer while the rest is forwarded
+        self._guess(ready)
+        for live in ready:  # their calls go out first: the workers answer while the batch is forwarded
             row, live.next_row = live.next_row, None
-            self._start_plan(live, row, live.ahead_ns, to_sample)
+            then = live.gen.after_noop_forward_pass(live.guess.token) if live.guess is not None else ()
+            self._start_plan(live, row, live.ahead_ns, to_sample, then)
         behind = [live for live in behind if self._live.get(live.gen.request_id) is live and self._sync(live)]
-        if behind:
-            logits, forwarded = self._forward(behind)
-            for i, live in enumerate(behind):
-                self._start_plan(live, logits[i], forwarded, to_sample)
+        guessed = [(live, live.guess.token) for live in ready if live.guess is not None and live.steps is not None]
+        self._run_ahead(guessed, to_sample, behind)
         if ready or behind:
             self._wait_phase(ready + behind, to_sample)
         elif not to_sample:  # every live request's mod is busy: wait for one answer (or a new request)
@@ -387,8 +402,9 @@ class ModRuntime:
         sampled = self._sampled_tokens(to_sample, self.backend.vocab_size, device)
         for live, token, logprob in sampled:
             live.phase, live.steps = "added", live.gen.sampled_steps(token, logprob)
-            self._advance(live, to_sample, then=live.gen.added_after_sampled(token))
-        self._run_ahead([(live, token) for live, token, _ in sampled if live.steps is not None])
+            self._advance(live, to_sample, then=(live.gen.added_after_sampled(token),))
+        pending = [(live, token) for live, token, _ in sampled if live.steps is not None and live.ahead is None]
+        self._run_ahead(pending, to_sample)
         self._wait_phase([live for live, _, _ in sampled], to_sample)
 
     def _forward(self, lives: list[_Live]) -> tuple[torch.Tensor, int]:
@@ -398,16 +414,50 @@ class ModRuntime:
         self.steps += 1
         return logits, time.time_ns()
 
-    def _start_plan(self, live: _Live, row: Any, forwarded_ns: int, to_sample: list[tuple[_Live, Any]]) -> None:
+    def _start_plan(
+        self, live: _Live, row: Any, forwarded_ns: int, to_sample: list[tuple[_Live, Any]], then: Sequence[Any] = ()
+    ) -> None:
         live.gen.low_water = len(live.gen.output)
         live.forwarded_ns, live.phase = forwarded_ns, "plan"
         live.steps = live.gen.forward_pass_steps(row)
-        self._advance(live, to_sample)
+        self._advance(live, to_sample, then)
 
-    def _run_ahead(self, pending: list[tuple[_Live, int]]) -> None:
-        """While the Sampled/Added answers are out, forward each request as if its mod lets the
-        sampled token stand (what nearly every answer says): the workers' round trips hide behind
-        the forward. `_settle_ahead` keeps the row when the answers agree, else rolls it back."""
+    def _guess(self, lives: list[_Live]) -> None:
+        """Sample each request's forwarded row as if its mod will answer ForwardPass with noop (what
+        nearly every answer says), so the whole step goes to its worker in one frame and the token
+        is forwarded at once. `_phase_done` keeps the guess when the answer is noop (the plan is
+        then that very row, so the draw is the one the step would make); otherwise it restores the
+        generator and samples what the mod planned."""
+        mine = [live for live in lives if live.gen.mod is not None and not live.gen.finished]
+        if not mine:
+            return
+        device = self._row_device or torch.device("cpu")
+        try:
+            rows = torch.stack([checked_row(live.next_row, self.backend.vocab_size, device) for live in mine])
+        except BadRow:  # the engine's own rows; the normal sampling reports them
+            return
+        states = [
+            live.generator.get_state() if live.generator is not None and not live.sampling.greedy else None
+            for live in mine
+        ]
+        result = sample(rows, [live.sampling for live in mine], [live.generator for live in mine])
+        for live, token, logprob, state in zip(mine, result.tokens, result.logprobs, states):
+            live.guess = _Guess(token, logprob, state)
+
+    @staticmethod
+    def _drop_guess(live: _Live) -> None:
+        guess, live.guess = live.guess, None
+        if guess is not None and guess.state is not None and live.generator is not None:
+            live.generator.set_state(guess.state)  # as if it had never drawn
+
+    def _run_ahead(
+        self, pending: list[tuple[_Live, int]], to_sample: list[tuple[_Live, Any]], behind: Sequence[_Live] = ()
+    ) -> None:
+        """While their answers are out, forward each pending request as if its mod lets the token
+        stand (what nearly every answer says): the workers' round trips hide behind the forward.
+        `_settle_ahead` keeps the row when the answers agree, else rolls it back. `behind`
+        (requests that need a plain forward) join the same model call; their ForwardPass calls go
+        out when it ends."""
         ahead: list[_Live] = []
         for live, token in pending:
             try:
@@ -416,14 +466,16 @@ class ModRuntime:
                 continue  # the request's normal sync meets the same error and fails it
             live.ahead = (token, None)
             ahead.append(live)
-        if not ahead:
+        if not ahead and not behind:
             return
-        logits, forwarded = self._forward(ahead)
+        logits, forwarded = self._forward(ahead + list(behind))
         for i, live in enumerate(ahead):
             assert live.ahead is not None
             live.ahead, live.ahead_ns = (live.ahead[0], logits[i]), forwarded
             if live.steps is None:  # its answers were all in already
                 self._settle_ahead(live)
+        for i, live in enumerate(behind, len(ahead)):
+            self._start_plan(live, logits[i], forwarded, to_sample)
 
     def _settle_ahead(self, live: _Live) -> None:
         """The request's step is over: keep the row it ran ahead to if it committed exactly that
@@ -476,9 +528,10 @@ class ModRuntime:
             for live in pending:
                 self._advance(live, to_sample)
 
-    def _advance(self, live: _Live, to_sample: list[tuple[_Live, Any]], then: Any = None) -> None:
+    def _advance(self, live: _Live, to_sample: list[tuple[_Live, Any]], then: Sequence[Any] = ()) -> None:
         """Drive one request's steps as far as its answers allow: send each answer in, send each
-        next event to its worker; when the steps return, the phase is done (`_phase_done`)."""
+        next event to its worker (`then`, the events a noop answer implies, go with the first),
+        or take the answer sent ahead for it; when the steps return, the phase is done."""
         steps, ticket = live.steps, live.ticket
         if steps is None or (ticket is not None and not ticket.done):
             return
@@ -486,53 +539,76 @@ class ModRuntime:
             self._forget(live)
             return
         try:
-            event = next(steps) if ticket is None else steps.send(ticket.outcome)
+            if ticket is None:
+                event, follow = next(steps), live.follow
+            else:
+                event, follow = steps.send(ticket.outcome), ticket.paired
+            live.follow = None
             while True:
-                follow = ticket.paired if ticket is not None else None
-                if follow is not None and not follow.discard and isinstance(event, Added) and event == follow.event:
-                    ticket = follow  # sent with its Sampled: the worker answers it right after
+                if follow is not None and not follow.discard and _same_event(event, follow.event):
+                    ticket = follow  # sent ahead: the worker answers it right after the one before
                 else:
-                    if follow is not None:
-                        follow.discard = True
-                    ticket = self._submit(live, event, then if isinstance(event, Sampled) else None)
+                    drop_chain(follow)
+                    ticket, then = self._submit(live, event, then), ()
                 live.ticket = ticket
                 if not ticket.done:
                     return
-                event = steps.send(ticket.outcome)
+                event, follow = steps.send(ticket.outcome), ticket.paired
         except StopIteration as stop:
-            self._forget(live)
-            self._phase_done(live, stop.value, to_sample)
+            # A ForwardPass answered noop: the Sampled and Added sent with it (if any) still apply.
+            kept = ticket.paired if ticket is not None and isinstance(ticket.outcome, Noop) else None
+            self._forget(live, keep=kept)
+            self._phase_done(live, stop.value, to_sample, kept)
         except BaseException as exc:  # nothing a request's steps raise ends the step for others
             self._forget(live)
             logger.warning("request %s failed inside its step", live.gen.request_id, exc_info=exc)
             if self._live.get(live.gen.request_id) is live:
                 self.fail(live, f"mod {_mod_name(live)!r} broke its request ({type(exc).__name__})", "exception")
 
-    def _submit(self, live: _Live, event: Any, then: Any) -> Ticket:
+    def _submit(self, live: _Live, event: Any, then: Sequence[Any]) -> Ticket:
         assert self.mod_calls is not None and live.gen.mod is not None  # steps yield only with a mod
         conversation = (live.gen.messages or [], live.gen.tools or [])
         tenant = live.handle.request.tenant or ""
         return self.mod_calls.submit(tenant, live.gen.mod, event, conversation=conversation, then=then)
 
-    def _forget(self, live: _Live) -> None:
-        """The request's steps are over (or abandoned): answers still owed are dropped on arrival."""
+    def _forget(self, live: _Live, keep: Ticket | None = None) -> None:
+        """The request's steps are over (or abandoned): answers still owed are dropped on arrival
+        (`keep`: calls sent ahead that the next phase takes)."""
         ticket = live.ticket
         if ticket is not None:
             ticket.discard = True
-            if ticket.paired is not None:
-                ticket.paired.discard = True
+            if ticket.paired is not keep:
+                drop_chain(ticket.paired)
         if live.steps is not None and ticket is not None and not ticket.done:
             live.steps.close()
         live.steps, live.ticket = None, None
+        if keep is None:
+            drop_chain(live.follow)
+            live.follow = None
 
-    def _phase_done(self, live: _Live, result: Any, to_sample: list[tuple[_Live, Any]]) -> None:
-        """A phase's steps returned: a ForwardPass plan joins `to_sample`; otherwise (the Sampled
-        phase, or a plan that ends the request) the request's step is over."""
+    def _phase_done(
+        self, live: _Live, result: Any, to_sample: list[tuple[_Live, Any]], kept: Ticket | None = None
+    ) -> None:
+        """A phase's steps returned. A ForwardPass plan: if the mod answered noop and the row was
+        sampled ahead (`_guess`), the Sampled phase starts with that token, its calls already sent
+        (`kept`); otherwise the plan joins `to_sample`. Any other end (the Sampled phase, or a plan
+        that ends the request) ends the request's step."""
         if self._live.get(live.gen.request_id) is not live:
+            drop_chain(kept)
             return  # completed meanwhile (e.g. failed by the engine)
         if live.phase == "plan" and result is not None and not live.gen.finished:
+            guess = live.guess
+            if guess is not None and kept is not None:
+                live.guess = None
+                live.phase, live.steps, live.follow = "added", live.gen.sampled_steps(guess.token, guess.logprob), kept
+                self._advance(live, to_sample)
+                return
+            drop_chain(kept)
+            self._drop_guess(live)
             to_sample.append((live, result))
             return
+        drop_chain(kept)
+        self._drop_guess(live)
         self._settle_ahead(live)
         self.record_step(live, live.forwarded_ns, time.time_ns())
         if live.gen.finished:
@@ -628,3 +704,8 @@ def _with_temperature(params: SamplingParams, temperature: float) -> SamplingPar
         seed=params.seed,
         top_logprobs=params.top_logprobs,
     )
+
+
+def _same_event(event: Any, sent: Any) -> bool:
+    """Is `event` the one a call sent ahead carried? (Sampled and Added: plain value fields.)"""
+    return type(event) is type(sent) and isinstance(event, (Sampled, Added)) and event == sent

@@ -12,9 +12,10 @@ action). A ForwardPass row arrives in the IN slot the call names (`event.logits`
 view of it) and an adjusted row leaves through the OUT slot of the same pair; rows too large for
 a slot, or sent when no pair was free, ride in the frame. The view is valid for its call: a later
 call's row overwrites it, so a mod that keeps a row past its call keeps `.clone()` of it. A
-Sampled call may carry `then`, the Added event the engine fires next if the mod lets the token
-stand: after a noop answer the worker runs that Added at once and sends its answer as a second
-frame (one round trip per request per step for the pair). A mod's prints go to stderr.
+call may carry `then`, the events the engine fires next if the mod answers noop (a ForwardPass's
+Sampled and Added for the token the engine sampled ahead; a Sampled's Added): the worker runs
+each at once while the answer before it is noop and sends one frame per answer, so a step whose
+mod lets everything stand costs one round trip. A mod's prints go to stderr.
 """
 
 from __future__ import annotations
@@ -103,14 +104,16 @@ class Worker:
         with self.scope(rid, messages, tools):
             answer = self.answer(mod, event, pair)
             self.send(*answer)
-            then = header.get("then")
-            if answer[0].get("ok") and answer[0].get("action") == "noop" and isinstance(then, dict):
+            for then in header.get("then") or ():  # each runs only while the one before answered noop
+                if not (answer[0].get("ok") and answer[0].get("action") == "noop"):
+                    return
                 try:
-                    added = self.event(then, b"", None)
+                    follow = self.event(then, b"", None)
                 except BaseException as exc:
                     self.send({"ok": False, "kind": "exception", "error": f"{type(exc).__name__}: {exc}"[:2000]})
                     return
-                self.send(*self.answer(mod, added, None))
+                answer = self.answer(mod, follow, None)
+                self.send(*answer)
 
     def answer(self, mod: Any, event: Any, pair: int | None) -> tuple[dict[str, Any], bytes]:
         """The mod's answer to one event, as a frame (its failure too: the worker lives on)."""

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from quote_mod_sdk import Added, ForwardPass, Sampled, mod
+from quote_serving.engine.sampling import SamplingParams
 from tests.conformance.conftest import BACKENDS, Engine
 
 
@@ -113,3 +114,49 @@ def test_running_ahead_is_taken_back_whenever_an_answer_changes_the_token(engine
     assert ahead == expected
     for output in ahead:
         assert len(output) == 30 and 11 in output and 12 in output
+
+
+def _planner() -> Any:
+    """Answers ForwardPass with something other than noop at some steps (a mask on the likeliest
+    token, a temperature, a forced token), noop otherwise: the step samples each row ahead of the
+    ForwardPass answer, and must drop that draw whenever the answer is not noop."""
+
+    @mod
+    def planner(event, actions):  # type: ignore[no-untyped-def]
+        if isinstance(event, ForwardPass) and event.step % 3 == 0:
+            logits = event.logits.clone()
+            logits[int(logits.argmax())] = float("-inf")
+            return actions.adjust_logits(logits)
+        if isinstance(event, ForwardPass) and event.step % 4 == 0:
+            return actions.adjust_logits(token_temp=0.3)
+        if isinstance(event, ForwardPass) and event.step % 7 == 0:
+            return actions.force_tokens([21])
+        return None
+
+    return planner
+
+
+def test_a_row_sampled_ahead_of_its_answer_is_the_draw_the_inline_step_makes(engine: Engine) -> None:
+    """Seeded sampling: whether the ForwardPass answer kept the draw made ahead (noop) or replaced
+    the plan (an edited row, a temperature, a forced token: the generator is rewound and the plan
+    sampled), every request's text equals the inline runtime's token for token."""
+    from tests.conformance.conftest import BACKENDS as FACTORIES
+
+    prompts = ["Say hi.", "Count to ten.", "Name a colour.", "Why is the sky blue?"]
+
+    def requests(target: Engine) -> list[Any]:
+        return [
+            target.request(p, _planner(), max_tokens=24, sampling=SamplingParams(temperature=0.9, seed=7 + i))
+            for i, p in enumerate(prompts)
+        ]
+
+    isolated = [snap.output for _, snap in engine.run(*requests(engine))]
+    inline = FACTORIES["embedded"]()
+    inline.runtime.start()
+    try:
+        expected = [snap.output for _, snap in inline.run(*requests(inline))]
+    finally:
+        inline.runtime.stop()
+    assert isolated == expected
+    for output in isolated:
+        assert len(output) == 24 and 21 in output
