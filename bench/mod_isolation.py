@@ -221,9 +221,10 @@ def report_floor(results: dict[tuple[str, int], Samples], round_trip_us: float, 
     inline_step_ms = n * 1000 / max(results[("inline noop", n)].tps)
     spare_ms = inline_step_ms * (1 / TARGETS.get(model, TARGETS["tiny"]) - 1)
     print(f"\nFloor: a bare pipe round trip between two Python processes here takes {round_trip_us:.1f} µs "
-          f"(median of {PING_ROUNDS}); an isolated step makes 2 round trips per request (ForwardPass; Sampled "
-          f"with its Added). Inline noop at {n} concurrent steps every {inline_step_ms:.2f} ms; the target "
-          f"leaves {spare_ms:.2f} ms per step, {spare_ms * 1000 / (2 * n):.0f} µs per round trip "
+          f"(median of {PING_ROUNDS}); an isolated step whose mod answers noop makes 1 round trip per request "
+          f"(ForwardPass, Sampled and Added in one frame). Inline noop at {n} concurrent steps every "
+          f"{inline_step_ms:.2f} ms; the target leaves {spare_ms:.2f} ms per step, {spare_ms * 1000 / n:.0f} µs "
+          f"per round trip "
           f"on {os.cpu_count()} CPUs shared by the engine and {n} workers.")  # fmt: skip
 
 

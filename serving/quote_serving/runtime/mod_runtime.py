@@ -45,7 +45,7 @@ from quote_serving.runtime.budget import ModBudget
 from quote_serving.runtime.dispatch import StragglerPolicy
 from quote_serving.runtime.mod_calls import ModCalls, Ticket, drop_chain, wait_for
 from quote_serving.runtime.observers import RuntimeObserver, notify
-from quote_serving.runtime.requests import RequestHandle, Snapshot
+from quote_serving.runtime.requests import LoopWakes, RequestHandle, Snapshot
 from quote_serving.runtime.rows import BadRow, checked_row
 from quote_serving.runtime.traces import StoredTrace, TraceStore
 
@@ -136,6 +136,7 @@ class ModRuntime:
         self.steps = 0
         self._calls: cf.ThreadPoolExecutor | None = None  # `call_pool()`: blocking mod calls run at once
         self._row_device: torch.device | None = None
+        self._wakes = LoopWakes()  # clients woken once per step (`requests.LoopWakes`)
 
     # ----- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -196,7 +197,8 @@ class ModRuntime:
                     self._wake.wait(self.settings.idle_wait_s)
                     self._wake.clear()
                     continue
-                self.step()
+                with self._wakes.held():
+                    self.step()
             except BaseException:  # request-scoped blast radius: fail the batch, keep the loop
                 logger.exception("engine step failed; failing the %d live requests", len(self._live))
                 for live in list(self._live.values()):
@@ -304,7 +306,7 @@ class ModRuntime:
             if live.gen.finished:
                 self.complete(live)
             else:
-                live.handle.publish(self.snapshot(live))
+                live.handle.publish(self.snapshot(live), self._wakes)
 
     def record_step(self, live: _Live, forwarded: int, ended: int) -> None:
         """Record when this step ended (and, the first time, prefill and first token)."""
@@ -394,6 +396,7 @@ class ModRuntime:
         elif not to_sample:  # every live request's mod is busy: wait for one answer (or a new request)
             busy = [live.ticket for live in lives if live.ticket is not None]
             if busy:
+                self._wakes.flush()
                 wait_for(busy, self.settings.idle_wait_s, first=True)
             return
         if not to_sample:
@@ -431,11 +434,10 @@ class ModRuntime:
         mine = [live for live in lives if live.gen.mod is not None and not live.gen.finished]
         if not mine:
             return
-        device = self._row_device or torch.device("cpu")
-        try:
-            rows = torch.stack([checked_row(live.next_row, self.backend.vocab_size, device) for live in mine])
-        except BadRow:  # the engine's own rows; the normal sampling reports them
-            return
+        with torch._C.DisableTorchFunctionSubclass():  # the engine's own rows (`LogitsTensor` views)
+            rows = torch.stack([live.next_row for live in mine]).float()
+        if rows.shape[-1] != self.backend.vocab_size or not _samplable(rows):
+            return  # the plain path samples them and fails the requests whose row is unusable
         states = [
             live.generator.get_state() if live.generator is not None and not live.sampling.greedy else None
             for live in mine
@@ -524,6 +526,7 @@ class ModRuntime:
             if grace_until is not None and now >= grace_until:
                 return
             until = grace_until if grace_until is not None else started + self.settings.idle_wait_s
+            self._wakes.flush()  # about to wait: the requests already answered reach their clients now
             wait_for([live.ticket for live in pending if live.ticket is not None], until - now, first=True)
             for live in pending:
                 self._advance(live, to_sample)
@@ -614,7 +617,7 @@ class ModRuntime:
         if live.gen.finished:
             self.complete(live)
         else:
-            live.handle.publish(self.snapshot(live))
+            live.handle.publish(self.snapshot(live), self._wakes)
 
     def _guarded(self, live: _Live, call: Callable[..., Any], *args: Any) -> Any:
         """Run one request's part of the step; whatever it raises fails that request only."""
@@ -657,18 +660,19 @@ class ModRuntime:
         if self.observers:  # before publishing: a client that has its answer finds it counted
             kind = error[1] if error else (live.gen.error.kind if live.gen.error else None)
             notify(self.observers, "on_finished", live.handle, live.gen.trace, kind)
-        live.handle.publish(self.snapshot(live, error))
+        live.handle.publish(self.snapshot(live, error), self._wakes)
 
     @staticmethod
-    def _logprobs(live: _Live, records: list[Any]) -> tuple[tuple[float | None, tuple[tuple[int, float], ...]], ...]:
-        return _top(records, live.sampling.top_logprobs) if live.handle.request.logprobs else ()
+    def _logprobs(live: _Live) -> tuple[tuple[float | None, tuple[tuple[int, float], ...]], ...]:
+        if not live.handle.request.logprobs:  # the usual case: no walk over the whole output each step
+            return ()
+        return _top([r for r in live.gen.trace.tokens if not r.erased], live.sampling.top_logprobs)
 
     def snapshot(self, live: _Live, error: tuple[str, str] | None = None) -> Snapshot:
         """What the client sees of the request now."""
         gen = live.gen
         if error is None and gen.error is not None:
             error = (str(gen.error), gen.error.kind)
-        records = [r for r in gen.trace.tokens if not r.erased]
         return Snapshot(
             output=tuple(gen.output),
             low_water=gen.low_water,
@@ -677,10 +681,15 @@ class ModRuntime:
             error=None if error is None else error[0],
             error_kind=None if error is None else error[1],
             tool_calls=gen.tool_calls,
-            logprobs=self._logprobs(live, records),
+            logprobs=self._logprobs(live),
             prompt_tokens=len(gen.prompt),
             text=gen.text() if gen.finished else None,
         )
+
+
+def _samplable(rows: torch.Tensor) -> bool:
+    """What `rows.checked_row` demands of each row, checked for the whole batch at once."""
+    return not bool(torch.isnan(rows).any() or torch.isposinf(rows).any() or torch.isneginf(rows).all(dim=-1).any())
 
 
 def _mod_name(live: _Live) -> str:

@@ -111,6 +111,10 @@ def _copy_into(slot: np.ndarray, row: Any) -> int:
         import torch
 
         with torch._C.DisableTorchFunctionSubclass():  # a LogitsTensor row: plain tensor ops
+            if row.dtype == torch.float32 and row.device.type == "cpu" and row.dim() == 1 and row.is_contiguous():
+                n = int(row.shape[0])  # the engine's own rows: one numpy copy, nothing else
+                slot[:n] = row.detach().numpy()
+                return n
             flat = row.detach().reshape(-1)
             n = int(flat.shape[0])
             if flat.device.type == "cpu" and flat.dtype != torch.bfloat16:
