@@ -51,7 +51,7 @@ def row_length(row: Any) -> int:
     """How many floats a ForwardPass row holds (its last dimension for a 1-D row)."""
     shape = getattr(row, "shape", None)
     if shape is not None:
-        return math.prod(int(d) for d in shape)
+        return int(shape[0]) if len(shape) == 1 else math.prod(int(d) for d in shape)
     return int(np.asarray(row).size)
 
 
@@ -94,12 +94,13 @@ def returned_row(
 
 def decode_action(event: ev.ModEvent, answer: dict[str, Any], logits: np.ndarray | None) -> act.Action:
     """The worker's answer as an action, rebuilt and re-validated as if the mod were untrusted."""
-    builder = act.ActionBuilder(event)
     name = answer.get("action")
+    if name == "noop":
+        return act.validate_action(event, act.NOOP)
+    builder = act.ActionBuilder(event)
+    action: act.Action
     try:
-        if name == "noop":
-            action: act.Action = act.NOOP
-        elif name == "adjust_prefill":
+        if name == "adjust_prefill":
             action = builder.adjust_prefill(answer["tokens"], answer.get("max_steps"))
         elif name == "adjust_logits":
             temp = answer.get("token_temp")
