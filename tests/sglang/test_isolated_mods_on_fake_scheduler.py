@@ -50,3 +50,4 @@ def test_a_worker_that_exits_fails_only_its_request(isolated: tuple[Engine, ModI
     assert plain.error is None and len(plain.output) == 6
     ((_, again),) = engine.run(engine.request("Say hi.", _load(isolation, "mark")))
     assert engine.tokenizer.decode(list(again.output)) == mods.MARK
+

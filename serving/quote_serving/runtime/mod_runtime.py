@@ -36,7 +36,6 @@ from typing import Any
 import torch
 
 from quote_mod_sdk.actions import Noop
-from quote_mod_sdk.events import Added, Sampled
 from quote_mod_sdk.generation import Generation, ModInvoker, Steps
 from quote_serving.engine.cpu_threads import engine_threads
 from quote_serving.engine.port import EngineBackend, EngineError
@@ -44,6 +43,7 @@ from quote_serving.engine.sampling import SamplingParams, sample
 from quote_serving.runtime.budget import ModBudget
 from quote_serving.runtime.dispatch import StragglerPolicy
 from quote_serving.runtime.mod_calls import ModCalls, Ticket, drop_chain, wait_for
+from quote_serving.runtime.mod_steps import take_sent
 from quote_serving.runtime.observers import RuntimeObserver, notify
 from quote_serving.runtime.requests import LoopWakes, RequestHandle, Snapshot
 from quote_serving.runtime.rows import BadRow, checked_row
@@ -548,10 +548,10 @@ class ModRuntime:
                 event, follow = steps.send(ticket.outcome), ticket.paired
             live.follow = None
             while True:
-                if follow is not None and not follow.discard and _same_event(event, follow.event):
-                    ticket = follow  # sent ahead: the worker answers it right after the one before
+                sent = take_sent(event, follow)  # sent ahead: the worker answers it after the one before
+                if sent is not None:
+                    ticket = sent
                 else:
-                    drop_chain(follow)
                     ticket, then = self._submit(live, event, then), ()
                 live.ticket = ticket
                 if not ticket.done:
@@ -714,7 +714,3 @@ def _with_temperature(params: SamplingParams, temperature: float) -> SamplingPar
         top_logprobs=params.top_logprobs,
     )
 
-
-def _same_event(event: Any, sent: Any) -> bool:
-    """Is `event` the one a call sent ahead carried? (Sampled and Added: plain value fields.)"""
-    return type(event) is type(sent) and isinstance(event, (Sampled, Added)) and event == sent

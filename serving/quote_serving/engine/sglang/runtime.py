@@ -159,8 +159,9 @@ class SGLangModRuntime(ModRuntime):
             page_size=int(getattr(scheduler, "page_size", 1) or 1),
             ops=ops,
         )
-        if self.invoker_for is not None:  # isolated mods: a step's calls go to their workers at once
-            bridge.runner.calls = self.call_pool()
+        if self.mod_calls is not None:  # isolated mods: a step's calls go to their workers at once
+            bridge.runner.submit = lambda tracked, event, then: self._submit(tracked.live, event, then)
+            bridge.runner.wait_s = self.settings.mod_budget_ms / 1000 * 4 + 60  # the pool fails calls first
         self.view.bridge = bridge
         return bridge
 

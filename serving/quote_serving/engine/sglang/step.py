@@ -15,19 +15,23 @@ expects one token per row back. `StepRunner.run` does, for the rows that are Quo
 so there is one Python call per step, not per request, and no host sync per request. Rows that
 are not Quote requests, or are mid-way through a chunked prefill, get `None` and emit 0.
 
-With isolated mods (`calls` set: each mod call is a round trip to a worker process) steps 2 and 5
-send every request's call at once on that pool, so a step costs the slowest call, not their sum.
-SGLang forms the batch and expects a token for every row, so here a late mod still holds its step
-(up to its budget); the embedded engine lets it sit out instead (`runtime/dispatch.py`).
+With isolated mods (`submit` set: each mod call is a round trip to a worker process) the step is
+one round trip per request when the mods let it stand, as on the embedded engine: each row is
+sampled before its mod has answered ForwardPass, as if the answer will be noop, and ForwardPass,
+Sampled and Added go to the worker in one frame (`Generation.after_noop_forward_pass`); every
+request's call is in flight at once, driven on this thread (`runtime/mod_steps.py`). A ForwardPass
+answer that is not noop rewinds the request's generator, and its plan is edited in and sampled as
+above (its Sampled then carries its Added). SGLang forms the batch and expects a token for every
+row, so here a late mod still holds its step (up to its budget); the embedded engine lets it sit
+out instead (`runtime/dispatch.py`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 
@@ -36,10 +40,12 @@ from quote_serving.engine.sampling import SamplingParams, sample
 from quote_serving.engine.sglang.logits_edits import LogitsEditBatch, shares_row
 from quote_serving.engine.sglang.rollback import SyncPlan, plan_sync
 from quote_serving.engine.sglang.tracked import TrackedRequest
+from quote_serving.runtime.mod_calls import Ticket
+from quote_serving.runtime.mod_steps import Job, drive
 
 __all__ = ["StepOptions", "StepOutput", "StepRunner"]
 
-T = TypeVar("T")
+SubmitFor = Callable[[TrackedRequest, Any, Sequence[Any]], Ticket]  # (request, event, then) → its ticket
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,17 +72,22 @@ class _Pending:
     plan: SamplePlan
 
 
+@dataclass(slots=True)
+class _Guess:
+    """A row sampled before its mod answered ForwardPass (isolated mods)."""
+
+    token: int
+    logprob: float
+    state: torch.Tensor | None  # the generator's state before the draw, restored if it is dropped
+
+
 class StepRunner:
     """Stateless apart from the vocabulary size; one instance serves every step."""
 
-    def __init__(self, vocab_size: int, calls: Executor | None = None) -> None:
+    def __init__(self, vocab_size: int, submit: SubmitFor | None = None, wait_s: float = 60.0) -> None:
         self.vocab_size = vocab_size
-        self.calls = calls  # isolated mods: one step's mod calls in parallel on this pool
-
-    def _each(self, call: Callable[[T], Any], items: Sequence[T]) -> list[Any]:
-        if self.calls is None or len(items) < 2:
-            return [call(item) for item in items]
-        return list(self.calls.map(call, items))
+        self.submit = submit  # isolated mods: where a request's call goes, without waiting
+        self.wait_s = wait_s  # isolated mods: the longest a step waits for calls the pool has not failed
 
     def run(
         self,
@@ -89,8 +100,11 @@ class StepRunner:
         if logits.shape[0] != len(rows):
             raise ValueError(f"{logits.shape[0]} logits rows for {len(rows)} requests")
         tops = self._top_k(logits, rows)
-        pending = self._forward_passes(logits, rows)
-        self._sample(logits, pending, tops)
+        if self.submit is None:
+            pending = self._forward_passes(logits, rows)
+            self._sample(logits, pending, tops)
+        else:
+            self._isolated(logits, rows, tops)
         emit = [0] * len(rows)
         plans: list[SyncPlan | None] = [None] * len(rows)
         for i, tracked in enumerate(rows):
@@ -119,8 +133,8 @@ class StepRunner:
         live = [(i, tracked) for i, tracked in enumerate(rows) if tracked is not None and not tracked.gen.finished]
         for _, tracked in live:
             tracked.gen.low_water = len(tracked.gen.output)
-        planned = self._each(lambda row: row[1].gen.forward_pass(logits[row[0]]), live)
-        for (i, tracked), plan in zip(live, planned):
+        for i, tracked in live:
+            plan = tracked.gen.forward_pass(logits[i])
             if plan is None:
                 continue
             if not shares_row(plan.logits, logits, i):
@@ -145,13 +159,89 @@ class StepRunner:
         params = [_sampling(p) for p in pending]
         result = sample(batch, params, [p.tracked.live.generator for p in pending])
         befores = [len(p.tracked.gen.trace.tokens) for p in pending]
-        sampled = list(zip(pending, result.tokens, result.logprobs))
-        self._each(lambda s: s[0].tracked.gen.sampled(s[1], s[2]), sampled)
-        for p, before in zip(pending, befores):
-            top = top_by_row.get(p.row, [])[: p.tracked.trace_top_k]
-            for record in p.tracked.gen.trace.tokens[before:]:
+        for p, token, logprob in zip(pending, result.tokens, result.logprobs):
+            p.tracked.gen.sampled(token, logprob)
+        self._record_tops([(p.row, p.tracked) for p in pending], befores, top_by_row)
+
+    @staticmethod
+    def _record_tops(
+        rows: Sequence[tuple[int, TrackedRequest]],
+        befores: Sequence[int],
+        top_by_row: dict[int, list[tuple[int, float]]],
+    ) -> None:
+        """The batch's top-k alternatives onto the tokens each request sampled this step."""
+        for (row, tracked), before in zip(rows, befores):
+            top = top_by_row.get(row, [])[: tracked.trace_top_k]
+            for record in tracked.gen.trace.tokens[before:]:
                 if not record.forced:
                     record.top_logprobs = top
+
+    # ----- 2-5 with isolated mods: one round trip per request when its mod lets the step stand ---
+    def _isolated(
+        self,
+        logits: torch.Tensor,
+        rows: Sequence[TrackedRequest | None],
+        tops: tuple[list[int], torch.Tensor, torch.Tensor] | None,
+    ) -> None:
+        live = [(i, tracked) for i, tracked in enumerate(rows) if tracked is not None and not tracked.gen.finished]
+        for _, tracked in live:
+            tracked.gen.low_water = len(tracked.gen.output)
+        guesses = self._guess(logits, live)
+        jobs = []
+        for (i, tracked), guess in zip(live, guesses):
+            then = tracked.gen.after_noop_forward_pass(guess.token) if guess is not None else ()
+            jobs.append(Job(tracked.gen.forward_pass_steps(logits[i]), self._submitter(tracked), then))
+        drive(jobs, self.wait_s)
+        _raise_first(jobs)
+        edits = LogitsEditBatch(self.vocab_size)
+        pending: list[_Pending] = []
+        sampling: list[tuple[int, TrackedRequest, Job]] = []
+        for (i, tracked), guess, job in zip(live, guesses, jobs):
+            plan = job.result
+            if plan is not None and not tracked.gen.finished and guess is not None and job.kept is not None:
+                steps = tracked.gen.sampled_steps(guess.token, guess.logprob)  # its answers are out already
+                sampling.append((i, tracked, Job(steps, self._submitter(tracked), follow=job.kept)))
+                continue
+            if guess is not None and guess.state is not None:
+                tracked.live.generator.set_state(guess.state)  # the draw never happened
+            if plan is None or tracked.gen.finished:
+                continue
+            if not shares_row(plan.logits, logits, i):
+                edits.replace_row(i, plan.logits)
+            pending.append(_Pending(i, tracked, plan))
+        if len(edits):
+            edits.apply(logits)
+        if pending:
+            index = [p.row for p in pending]
+            result = sample(logits[index], [_sampling(p) for p in pending], [p.tracked.live.generator for p in pending])
+            for p, token, logprob in zip(pending, result.tokens, result.logprobs):
+                steps = p.tracked.gen.sampled_steps(token, logprob)
+                added = (p.tracked.gen.added_after_sampled(token),)
+                sampling.append((p.row, p.tracked, Job(steps, self._submitter(p.tracked), added)))
+        befores = [len(tracked.gen.trace.tokens) for _, tracked, _ in sampling]
+        drive([job for _, _, job in sampling], self.wait_s)
+        _raise_first([job for _, _, job in sampling])
+        self._record_tops([(i, tracked) for i, tracked, _ in sampling], befores, self._top_lists(tops))
+
+    def _guess(self, logits: torch.Tensor, live: Sequence[tuple[int, TrackedRequest]]) -> list[_Guess | None]:
+        """Each row with a mod sampled as the step samples it after a noop ForwardPass answer."""
+        mine = [n for n, (_, tracked) in enumerate(live) if tracked.gen.mod is not None]
+        guesses: list[_Guess | None] = [None] * len(live)
+        if not mine:
+            return guesses
+        requests = [live[n][1] for n in mine]
+        generators = [t.live.generator for t in requests]
+        params = [_plain_sampling(t.live.sampling) for t in requests]
+        states = [g.get_state() if g is not None and not p.greedy else None for g, p in zip(generators, params)]
+        result = sample(logits[[live[n][0] for n in mine]], params, generators)
+        for n, token, logprob, state in zip(mine, result.tokens, result.logprobs, states):
+            guesses[n] = _Guess(token, logprob, state)
+        return guesses
+
+    def _submitter(self, tracked: TrackedRequest) -> Callable[[Any, Sequence[Any]], Ticket]:
+        submit = self.submit
+        assert submit is not None
+        return lambda event, then: submit(tracked, event, then)
 
     @staticmethod
     def _top_lists(tops: tuple[list[int], torch.Tensor, torch.Tensor] | None) -> dict[int, list[tuple[int, float]]]:
@@ -189,11 +279,18 @@ def _sampling(pending: _Pending) -> SamplingParams:
     Client logprobs come from the trace records (filled from the batched top-k), so the sampler
     need not compute its own alternatives.
     """
-    params: SamplingParams = pending.tracked.live.sampling
+    params = _plain_sampling(pending.tracked.live.sampling)
     temperature = pending.plan.temperature
-    if temperature is None and params.top_logprobs == 0:
-        return params
-    changes: dict[str, object] = {"top_logprobs": 0}
-    if temperature is not None:
-        changes["temperature"] = temperature
-    return dataclasses.replace(params, **changes)  # type: ignore[arg-type]  # checked non-None above
+    return params if temperature is None else dataclasses.replace(params, temperature=temperature)
+
+
+def _plain_sampling(params: SamplingParams) -> SamplingParams:
+    return params if params.top_logprobs == 0 else dataclasses.replace(params, top_logprobs=0)
+
+
+def _raise_first(jobs: Sequence[Job]) -> None:
+    """What a request's steps raised (not a mod's failure: that fails the request in its steps)
+    ends the step, as it does with inline mods."""
+    for job in jobs:
+        if job.error is not None:
+            raise job.error
