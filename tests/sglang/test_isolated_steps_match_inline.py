@@ -109,3 +109,40 @@ def test_a_step_whose_mod_answers_noop_is_one_frame_per_request(tiny: Any) -> No
     steps = events.count("ForwardPass")
     assert steps >= len(PROMPTS) * 2 and events.count("Sampled") == steps and events.count("Added") >= steps - 4
     assert counting.sent == steps  # ForwardPass, Sampled and Added of a step: one frame
+
+
+STALLER = """
+import time
+from quote_mod_sdk import mod, Sampled
+
+@mod
+def staller(event, actions):
+    if isinstance(event, Sampled) and event.step == 3:
+        time.sleep(60)  # the Sampled sent with its ForwardPass never answers in time
+    return None
+"""
+
+
+def test_a_chained_call_that_never_answers_fails_only_its_request(tiny: Any) -> None:
+    """The attack on the one-frame step: a mod that hangs in the Sampled sent ahead with its
+    ForwardPass. The pool kills its worker at the budget and its request fails naming the mod and
+    the event; the other tenant's request in the same batches completes."""
+    bundle = {"language": "python", "module": "staller", "entrypoint": "staller", "source": STALLER, "name": "staller"}
+    isolation = start_isolation("process", dev_mode=False, tokenizer=tiny.tokenizer, budget_ms=1000)
+    runtime = FakeSGLangRuntime(tiny.model, tiny.tokenizer)
+    try:
+        isolation.attach(runtime)
+        runtime.start()
+        engine = Engine("sglang-fake", tiny.model, tiny.tokenizer, runtime)
+        quiet_bundle = {"language": "python", "module": "quiet", "entrypoint": "quiet", "source": NOOP, "name": "quiet"}
+        staller, quiet = isolation.loader(bundle), isolation.loader(quiet_bundle)
+        stalled_request = engine.request("Say hi.", staller, max_tokens=8)
+        stalled_request.tenant = "mallory"
+        other = engine.request("Count to ten.", quiet, max_tokens=8)
+        other.tenant = "alice"
+        ((_, stalled), (_, fine)) = engine.run(stalled_request, other)
+    finally:
+        runtime.stop()
+        isolation.close()
+    assert stalled.error is not None and "staller" in stalled.error and "budget on Sampled" in stalled.error
+    assert fine.error is None and len(fine.output) >= 1

@@ -499,8 +499,8 @@ class ModRuntime:
         return live.steps is None and self._live.get(live.gen.request_id) is live
 
     def call_pool(self) -> cf.ThreadPoolExecutor:
-        """Threads for backends that run a step's mod calls through blocking invokers at once
-        (the SGLang step: one thread per request in flight), made on first use."""
+        """Threads for in-process invokers run like worker calls (`dispatch.ThreadedCalls`: the
+        conformance suite's isolated step with recording mods), made on first use."""
         if self._calls is None:
             self._calls = cf.ThreadPoolExecutor(max(self.settings.max_batch, 1), thread_name_prefix="quote-mod-call")
         return self._calls
