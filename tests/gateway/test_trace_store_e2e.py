@@ -191,6 +191,15 @@ def test_traces_outlive_replicas_and_stay_with_their_tenant(
         replica.stop()
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(lambda r: r.start(), replicas))
+    # The gateway's health checks must see them back before anything else is routed (the next
+    # test's first call would meet "no ready replicas"); globex asks, acme's traces are checked below.
+    with _client(gateway, store.keys["globex"]) as client:
+
+        def routed() -> bool | None:
+            body = {"model": "tiny-t", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}
+            return True if client.post("/v1/chat/completions", json=body).status_code == 200 else None
+
+        _eventually(routed, "the gateway routes to the restarted replicas")
 
     anonymous = httpx.Client(base_url=gateway.base_url, timeout=30)
     with _client(gateway, store.keys["acme"]) as client, _client(gateway, store.keys["globex"]) as other, anonymous:
