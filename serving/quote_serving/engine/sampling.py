@@ -81,6 +81,30 @@ def sample(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Guess:
+    """A token drawn before the mod answered ForwardPass (isolated mods sample ahead of it), and
+    how to take the draw back when the answer makes it void."""
+
+    token: int
+    logprob: float
+    state: torch.Tensor | None  # the row's generator before the draw (None: greedy or unseeded)
+
+    def rewind(self, generator: torch.Generator | None) -> None:
+        """Put `generator` back as if this draw had never happened."""
+        if self.state is not None and generator is not None:
+            generator.set_state(self.state)
+
+
+def sample_ahead(
+    logits: torch.Tensor, params: Sequence[SamplingParams], generators: Sequence[torch.Generator | None]
+) -> list[Guess]:
+    """`sample`, remembering each seeded row's generator state so that the draw can be rewound."""
+    states = [g.get_state() if g is not None and not p.greedy else None for g, p in zip(generators, params)]
+    result = sample(logits, params, generators)
+    return [Guess(t, lp, state) for t, lp, state in zip(result.tokens, result.logprobs, states)]
+
+
 def _choose(logits: torch.Tensor, params: Sequence[SamplingParams], gens: list[torch.Generator | None]) -> torch.Tensor:
     """Greedy argmax for temperature-0 rows, filtered inverse-CDF sampling for the rest."""
     tokens = logits.argmax(dim=-1)

@@ -39,7 +39,7 @@ from quote_mod_sdk.actions import Noop
 from quote_mod_sdk.generation import Generation, ModInvoker, Steps
 from quote_serving.engine.cpu_threads import engine_threads
 from quote_serving.engine.port import EngineBackend, EngineError
-from quote_serving.engine.sampling import SamplingParams, sample
+from quote_serving.engine.sampling import Guess, SamplingParams, sample, sample_ahead
 from quote_serving.runtime.budget import ModBudget
 from quote_serving.runtime.dispatch import StragglerPolicy
 from quote_serving.runtime.mod_calls import ModCalls, Ticket, drop_chain, wait_for
@@ -62,15 +62,6 @@ class RuntimeSettings:
     stragglers: StragglerPolicy = field(default_factory=StragglerPolicy)  # isolated mods: waiting for slow calls
 
 
-@dataclass(frozen=True, slots=True)
-class _Guess:
-    """A token sampled from a request's unchanged row before its mod answered ForwardPass."""
-
-    token: int
-    logprob: float
-    state: torch.Tensor | None  # its generator's state before the draw, restored if the guess is dropped
-
-
 @dataclass
 class _Live:
     gen: Generation
@@ -90,7 +81,7 @@ class _Live:
     ahead: tuple[int, Any] | None = None
     ahead_ns: int = 0
     next_row: Any = None  # the ahead row, once the answers confirmed its token: the next ForwardPass
-    guess: _Guess | None = None  # sampled from `next_row` before its mod answered ForwardPass
+    guess: Guess | None = None  # sampled from `next_row` before its mod answered ForwardPass
     follow: Ticket | None = None  # a call sent ahead (with the ForwardPass) that the next phase may take
 
 
@@ -438,19 +429,15 @@ class ModRuntime:
             rows = torch.stack([live.next_row for live in mine]).float()
         if rows.shape[-1] != self.backend.vocab_size or not _samplable(rows):
             return  # the plain path samples them and fails the requests whose row is unusable
-        states = [
-            live.generator.get_state() if live.generator is not None and not live.sampling.greedy else None
-            for live in mine
-        ]
-        result = sample(rows, [live.sampling for live in mine], [live.generator for live in mine])
-        for live, token, logprob, state in zip(mine, result.tokens, result.logprobs, states):
-            live.guess = _Guess(token, logprob, state)
+        guesses = sample_ahead(rows, [live.sampling for live in mine], [live.generator for live in mine])
+        for live, guess in zip(mine, guesses):
+            live.guess = guess
 
     @staticmethod
     def _drop_guess(live: _Live) -> None:
         guess, live.guess = live.guess, None
-        if guess is not None and guess.state is not None and live.generator is not None:
-            live.generator.set_state(guess.state)  # as if it had never drawn
+        if guess is not None:
+            guess.rewind(live.generator)  # as if it had never drawn
 
     def _run_ahead(
         self, pending: list[tuple[_Live, int]], to_sample: list[tuple[_Live, Any]], behind: Sequence[_Live] = ()

@@ -36,7 +36,7 @@ from typing import Any
 import torch
 
 from quote_mod_sdk.generation import SamplePlan
-from quote_serving.engine.sampling import SamplingParams, sample
+from quote_serving.engine.sampling import Guess, SamplingParams, sample, sample_ahead
 from quote_serving.engine.sglang.logits_edits import LogitsEditBatch, shares_row
 from quote_serving.engine.sglang.rollback import SyncPlan, plan_sync
 from quote_serving.engine.sglang.tracked import TrackedRequest
@@ -70,15 +70,6 @@ class _Pending:
     row: int
     tracked: TrackedRequest
     plan: SamplePlan
-
-
-@dataclass(slots=True)
-class _Guess:
-    """A row sampled before its mod answered ForwardPass (isolated mods)."""
-
-    token: int
-    logprob: float
-    state: torch.Tensor | None  # the generator's state before the draw, restored if it is dropped
 
 
 class StepRunner:
@@ -128,18 +119,18 @@ class StepRunner:
 
     # ----- 2-3: ForwardPass and edits ---------------------------------------------------------
     def _forward_passes(self, logits: torch.Tensor, rows: Sequence[TrackedRequest | None]) -> list[_Pending]:
-        pending: list[_Pending] = []
+        return self._edited(logits, [(i, t, t.gen.forward_pass(logits[i])) for i, t in _live(rows)])
+
+    def _edited(
+        self, logits: torch.Tensor, planned: Sequence[tuple[int, TrackedRequest, SamplePlan | None]]
+    ) -> list[_Pending]:
+        """The plans that sample (a plan of None ends or forces instead), their logits edits
+        applied to the batch in one go."""
+        pending = [_Pending(i, tracked, plan) for i, tracked, plan in planned if plan is not None]
         edits = LogitsEditBatch(self.vocab_size)
-        live = [(i, tracked) for i, tracked in enumerate(rows) if tracked is not None and not tracked.gen.finished]
-        for _, tracked in live:
-            tracked.gen.low_water = len(tracked.gen.output)
-        for i, tracked in live:
-            plan = tracked.gen.forward_pass(logits[i])
-            if plan is None:
-                continue
-            if not shares_row(plan.logits, logits, i):
-                edits.replace_row(i, plan.logits)
-            pending.append(_Pending(i, tracked, plan))
+        for p in pending:
+            if not shares_row(p.plan.logits, logits, p.row):
+                edits.replace_row(p.row, p.plan.logits)
         if len(edits):
             edits.apply(logits)
         return pending
@@ -183,9 +174,7 @@ class StepRunner:
         rows: Sequence[TrackedRequest | None],
         tops: tuple[list[int], torch.Tensor, torch.Tensor] | None,
     ) -> None:
-        live = [(i, tracked) for i, tracked in enumerate(rows) if tracked is not None and not tracked.gen.finished]
-        for _, tracked in live:
-            tracked.gen.low_water = len(tracked.gen.output)
+        live = _live(rows)
         guesses = self._guess(logits, live)
         jobs = []
         for (i, tracked), guess in zip(live, guesses):
@@ -193,24 +182,18 @@ class StepRunner:
             jobs.append(Job(tracked.gen.forward_pass_steps(logits[i]), self._submitter(tracked), then))
         drive(jobs, self.wait_s)
         _raise_first(jobs)
-        edits = LogitsEditBatch(self.vocab_size)
-        pending: list[_Pending] = []
+        planned: list[tuple[int, TrackedRequest, SamplePlan | None]] = []
         sampling: list[tuple[int, TrackedRequest, Job]] = []
         for (i, tracked), guess, job in zip(live, guesses, jobs):
-            plan = job.result
-            if plan is not None and not tracked.gen.finished and guess is not None and job.kept is not None:
+            plan = job.result if not tracked.gen.finished else None
+            if plan is not None and guess is not None and job.kept is not None:
                 steps = tracked.gen.sampled_steps(guess.token, guess.logprob)  # its answers are out already
                 sampling.append((i, tracked, Job(steps, self._submitter(tracked), follow=job.kept)))
                 continue
-            if guess is not None and guess.state is not None:
-                tracked.live.generator.set_state(guess.state)  # the draw never happened
-            if plan is None or tracked.gen.finished:
-                continue
-            if not shares_row(plan.logits, logits, i):
-                edits.replace_row(i, plan.logits)
-            pending.append(_Pending(i, tracked, plan))
-        if len(edits):
-            edits.apply(logits)
+            if guess is not None:
+                guess.rewind(tracked.live.generator)  # the draw never happened
+            planned.append((i, tracked, plan))
+        pending = self._edited(logits, planned)
         if pending:
             index = [p.row for p in pending]
             result = sample(logits[index], [_sampling(p) for p in pending], [p.tracked.live.generator for p in pending])
@@ -223,19 +206,17 @@ class StepRunner:
         _raise_first([job for _, _, job in sampling])
         self._record_tops([(i, tracked) for i, tracked, _ in sampling], befores, self._top_lists(tops))
 
-    def _guess(self, logits: torch.Tensor, live: Sequence[tuple[int, TrackedRequest]]) -> list[_Guess | None]:
+    def _guess(self, logits: torch.Tensor, live: Sequence[tuple[int, TrackedRequest]]) -> list[Guess | None]:
         """Each row with a mod sampled as the step samples it after a noop ForwardPass answer."""
         mine = [n for n, (_, tracked) in enumerate(live) if tracked.gen.mod is not None]
-        guesses: list[_Guess | None] = [None] * len(live)
+        guesses: list[Guess | None] = [None] * len(live)
         if not mine:
             return guesses
         requests = [live[n][1] for n in mine]
-        generators = [t.live.generator for t in requests]
         params = [_plain_sampling(t.live.sampling) for t in requests]
-        states = [g.get_state() if g is not None and not p.greedy else None for g, p in zip(generators, params)]
-        result = sample(logits[[live[n][0] for n in mine]], params, generators)
-        for n, token, logprob, state in zip(mine, result.tokens, result.logprobs, states):
-            guesses[n] = _Guess(token, logprob, state)
+        drawn = sample_ahead(logits[[live[n][0] for n in mine]], params, [t.live.generator for t in requests])
+        for n, guess in zip(mine, drawn):
+            guesses[n] = guess
         return guesses
 
     def _submitter(self, tracked: TrackedRequest) -> Callable[[Any, Sequence[Any]], Ticket]:
@@ -282,6 +263,14 @@ def _sampling(pending: _Pending) -> SamplingParams:
     params = _plain_sampling(pending.tracked.live.sampling)
     temperature = pending.plan.temperature
     return params if temperature is None else dataclasses.replace(params, temperature=temperature)
+
+
+def _live(rows: Sequence[TrackedRequest | None]) -> list[tuple[int, TrackedRequest]]:
+    """The rows that are Quote requests still running, each marked at its output's length now."""
+    live = [(i, tracked) for i, tracked in enumerate(rows) if tracked is not None and not tracked.gen.finished]
+    for _, tracked in live:
+        tracked.gen.low_water = len(tracked.gen.output)
+    return live
 
 
 def _plain_sampling(params: SamplingParams) -> SamplingParams:
