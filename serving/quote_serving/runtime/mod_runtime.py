@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import functools
 import logging
 import queue
 import threading
@@ -35,15 +36,14 @@ from typing import Any
 
 import torch
 
-from quote_mod_sdk.actions import Noop
-from quote_mod_sdk.generation import Generation, ModInvoker, Steps
+from quote_mod_sdk.generation import Generation, ModInvoker
 from quote_serving.engine.cpu_threads import engine_threads
 from quote_serving.engine.port import EngineBackend, EngineError
 from quote_serving.engine.sampling import Guess, SamplingParams, sample, sample_ahead
 from quote_serving.runtime.budget import ModBudget
 from quote_serving.runtime.dispatch import StragglerPolicy
 from quote_serving.runtime.mod_calls import ModCalls, Ticket, drop_chain, wait_for
-from quote_serving.runtime.mod_steps import take_sent
+from quote_serving.runtime.mod_steps import Job
 from quote_serving.runtime.observers import RuntimeObserver, notify
 from quote_serving.runtime.requests import LoopWakes, RequestHandle, Snapshot
 from quote_serving.runtime.rows import BadRow, checked_row
@@ -70,10 +70,9 @@ class _Live:
     generator: torch.Generator | None
     model: str
     added: bool = False
-    # Isolated mods: this request's steps in progress (a `Generation` steps generator), the call
-    # they wait on, and which phase it is.
-    steps: Steps | None = None
-    ticket: Ticket | None = None
+    # Isolated mods: this request's steps in progress (a `Generation` steps generator driven by
+    # its answers, `mod_steps.Job`), and which phase it is.
+    job: Job | None = None
     phase: str = ""  # "plan" (ForwardPass) or "added" (Sampled/Added)
     forwarded_ns: int = 0
     # Isolated mods, running ahead: the token the backend already holds beyond what the request has
@@ -82,7 +81,11 @@ class _Live:
     ahead_ns: int = 0
     next_row: Any = None  # the ahead row, once the answers confirmed its token: the next ForwardPass
     guess: Guess | None = None  # sampled from `next_row` before its mod answered ForwardPass
-    follow: Ticket | None = None  # a call sent ahead (with the ForwardPass) that the next phase may take
+
+    @property
+    def ticket(self) -> Ticket | None:
+        """The call its steps wait on, if any."""
+        return self.job.ticket if self.job is not None else None
 
 
 LiveRequest = _Live  # one admitted request, as the public lifecycle hands it to backends
@@ -380,7 +383,7 @@ class ModRuntime:
             then = live.gen.after_noop_forward_pass(live.guess.token) if live.guess is not None else ()
             self._start_plan(live, row, live.ahead_ns, to_sample, then)
         behind = [live for live in behind if self._live.get(live.gen.request_id) is live and self._sync(live)]
-        guessed = [(live, live.guess.token) for live in ready if live.guess is not None and live.steps is not None]
+        guessed = [(live, live.guess.token) for live in ready if live.guess is not None and live.job is not None]
         self._run_ahead(guessed, to_sample, behind)
         if ready or behind:
             self._wait_phase(ready + behind, to_sample)
@@ -395,9 +398,10 @@ class ModRuntime:
         device = self._row_device or torch.device("cpu")
         sampled = self._sampled_tokens(to_sample, self.backend.vocab_size, device)
         for live, token, logprob in sampled:
-            live.phase, live.steps = "added", live.gen.sampled_steps(token, logprob)
-            self._advance(live, to_sample, then=(live.gen.added_after_sampled(token),))
-        pending = [(live, token) for live, token, _ in sampled if live.steps is not None and live.ahead is None]
+            added = (live.gen.added_after_sampled(token),)
+            live.phase, live.job = "added", Job(live.gen.sampled_steps(token, logprob), self._submitter(live), added)
+            self._advance(live, to_sample)
+        pending = [(live, token) for live, token, _ in sampled if live.job is not None and live.ahead is None]
         self._run_ahead(pending, to_sample)
         self._wait_phase([live for live, _, _ in sampled], to_sample)
 
@@ -413,8 +417,8 @@ class ModRuntime:
     ) -> None:
         live.gen.low_water = len(live.gen.output)
         live.forwarded_ns, live.phase = forwarded_ns, "plan"
-        live.steps = live.gen.forward_pass_steps(row)
-        self._advance(live, to_sample, then)
+        live.job = Job(live.gen.forward_pass_steps(row), self._submitter(live), then)
+        self._advance(live, to_sample)
 
     def _guess(self, lives: list[_Live]) -> None:
         """Sample each request's forwarded row as if its mod will answer ForwardPass with noop (what
@@ -461,7 +465,7 @@ class ModRuntime:
         for i, live in enumerate(ahead):
             assert live.ahead is not None
             live.ahead, live.ahead_ns = (live.ahead[0], logits[i]), forwarded
-            if live.steps is None:  # its answers were all in already
+            if live.job is None:  # its answers were all in already
                 self._settle_ahead(live)
         for i, live in enumerate(behind, len(ahead)):
             self._start_plan(live, logits[i], forwarded, to_sample)
@@ -483,7 +487,7 @@ class ModRuntime:
                 self.fail(live, str(exc), "engine_error")
 
     def _is_idle(self, live: _Live) -> bool:
-        return live.steps is None and self._live.get(live.gen.request_id) is live
+        return live.job is None and self._live.get(live.gen.request_id) is live
 
     def call_pool(self) -> cf.ThreadPoolExecutor:
         """Threads for in-process invokers run like worker calls (`dispatch.ThreadedCalls`: the
@@ -518,42 +522,30 @@ class ModRuntime:
             for live in pending:
                 self._advance(live, to_sample)
 
-    def _advance(self, live: _Live, to_sample: list[tuple[_Live, Any]], then: Sequence[Any] = ()) -> None:
-        """Drive one request's steps as far as its answers allow: send each answer in, send each
-        next event to its worker (`then`, the events a noop answer implies, go with the first),
-        or take the answer sent ahead for it; when the steps return, the phase is done."""
-        steps, ticket = live.steps, live.ticket
-        if steps is None or (ticket is not None and not ticket.done):
+    def _advance(self, live: _Live, to_sample: list[tuple[_Live, Any]]) -> None:
+        """Drive one request's steps as far as its answers allow (`mod_steps.Job.advance`: each
+        answer sent in, each next event sent to its worker or taken from the calls sent ahead);
+        when the steps return, the phase is done (`_phase_done`)."""
+        job = live.job
+        if job is None or (job.ticket is not None and not job.ticket.done):
             return
         if self._live.get(live.gen.request_id) is not live:
             self._forget(live)
             return
-        try:
-            if ticket is None:
-                event, follow = next(steps), live.follow
-            else:
-                event, follow = steps.send(ticket.outcome), ticket.paired
-            live.follow = None
-            while True:
-                sent = take_sent(event, follow)  # sent ahead: the worker answers it after the one before
-                if sent is not None:
-                    ticket = sent
-                else:
-                    ticket, then = self._submit(live, event, then), ()
-                live.ticket = ticket
-                if not ticket.done:
-                    return
-                event, follow = steps.send(ticket.outcome), ticket.paired
-        except StopIteration as stop:
-            # A ForwardPass answered noop: the Sampled and Added sent with it (if any) still apply.
-            kept = ticket.paired if ticket is not None and isinstance(ticket.outcome, Noop) else None
-            self._forget(live, keep=kept)
-            self._phase_done(live, stop.value, to_sample, kept)
-        except BaseException as exc:  # nothing a request's steps raise ends the step for others
-            self._forget(live)
-            logger.warning("request %s failed inside its step", live.gen.request_id, exc_info=exc)
+        job.advance()
+        if not job.done:
+            return
+        live.job = None
+        if job.error is not None:  # nothing a request's steps raise ends the step for others
+            logger.warning("request %s failed inside its step", live.gen.request_id, exc_info=job.error)
             if self._live.get(live.gen.request_id) is live:
-                self.fail(live, f"mod {_mod_name(live)!r} broke its request ({type(exc).__name__})", "exception")
+                self.fail(live, f"mod {_mod_name(live)!r} broke its request ({type(job.error).__name__})", "exception")
+            return
+        # A ForwardPass answered noop: the Sampled and Added sent with it (`kept`) still apply.
+        self._phase_done(live, job.result, to_sample, job.kept)
+
+    def _submitter(self, live: _Live) -> Callable[[Any, Sequence[Any]], Ticket]:
+        return functools.partial(self._submit, live)
 
     def _submit(self, live: _Live, event: Any, then: Sequence[Any]) -> Ticket:
         assert self.mod_calls is not None and live.gen.mod is not None  # steps yield only with a mod
@@ -561,20 +553,11 @@ class ModRuntime:
         tenant = live.handle.request.tenant or ""
         return self.mod_calls.submit(tenant, live.gen.mod, event, conversation=conversation, then=then)
 
-    def _forget(self, live: _Live, keep: Ticket | None = None) -> None:
-        """The request's steps are over (or abandoned): answers still owed are dropped on arrival
-        (`keep`: calls sent ahead that the next phase takes)."""
-        ticket = live.ticket
-        if ticket is not None:
-            ticket.discard = True
-            if ticket.paired is not keep:
-                drop_chain(ticket.paired)
-        if live.steps is not None and ticket is not None and not ticket.done:
-            live.steps.close()
-        live.steps, live.ticket = None, None
-        if keep is None:
-            drop_chain(live.follow)
-            live.follow = None
+    def _forget(self, live: _Live) -> None:
+        """The request's steps are abandoned: answers still owed are dropped on arrival."""
+        job, live.job = live.job, None
+        if job is not None:
+            job.abandon()
 
     def _phase_done(
         self, live: _Live, result: Any, to_sample: list[tuple[_Live, Any]], kept: Ticket | None = None
@@ -590,7 +573,8 @@ class ModRuntime:
             guess = live.guess
             if guess is not None and kept is not None:
                 live.guess = None
-                live.phase, live.steps, live.follow = "added", live.gen.sampled_steps(guess.token, guess.logprob), kept
+                steps = live.gen.sampled_steps(guess.token, guess.logprob)
+                live.phase, live.job = "added", Job(steps, self._submitter(live), follow=kept)
                 self._advance(live, to_sample)
                 return
             drop_chain(kept)
@@ -634,7 +618,7 @@ class ModRuntime:
     def complete(self, live: _Live, error: tuple[str, str] | None = None) -> None:
         """Let the request leave the batch: free its sequence, store its trace, publish the end."""
         self._live.pop(live.gen.request_id, None)
-        if live.steps is not None:  # isolated mods: a call still in flight is answered to nobody
+        if live.job is not None:  # isolated mods: a call still in flight is answered to nobody
             with contextlib.suppress(ValueError):  # "generator already executing": it ends itself
                 self._forget(live)
         if live.added:
@@ -701,4 +685,3 @@ def _with_temperature(params: SamplingParams, temperature: float) -> SamplingPar
         seed=params.seed,
         top_logprobs=params.top_logprobs,
     )
-

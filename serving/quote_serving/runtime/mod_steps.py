@@ -10,7 +10,8 @@ worker pool still enforces each call's budget, so a stuck mod fails its own requ
                         out, or is the call sent ahead (`take_sent`) ─► … ─► the steps return
 
 One thread, no thread per call: every job's call is in flight at once and the answers are taken
-as they come (`mod_calls.wait_for`).
+as they come (`mod_calls.wait_for`). The embedded engine's step drives its requests with the same
+`Job`, one `advance` at a time, without waiting for all (`ModRuntime._advance`).
 """
 
 from __future__ import annotations
@@ -89,6 +90,20 @@ class Job:
             self.kept = ticket.paired if ticket is not None and isinstance(ticket.outcome, Noop) else None
         except BaseException as exc:  # the caller decides; the other jobs go on
             self.error = exc
+        if ticket is not None and ticket.paired is not self.kept:
+            drop_chain(ticket.paired)  # sent with the last call, and not the next phase's
+        drop_chain(self.follow)
+        self.done, self.ticket, self.follow = True, None, None
+
+    def abandon(self) -> None:
+        """Nobody will drive it any more (its request ended): answers still owed are dropped on
+        arrival, and steps waiting on one are closed."""
+        ticket = self.ticket
+        if ticket is not None:
+            ticket.discard = True
+            drop_chain(ticket.paired)
+            if not ticket.done:
+                self.steps.close()
         drop_chain(self.follow)
         self.done, self.ticket, self.follow = True, None, None
 
