@@ -148,6 +148,11 @@ def breaker(event, actions):
         out = next(o for o in gc.get_objects() if type(o).__name__ == "Worker").out
         out.write(b"\\xff" * 64)  # a frame prefix announcing gigabytes, then junk
         out.flush()
+    if isinstance(event, ForwardPass) and event.request_id.startswith("deep"):
+        out = next(o for o in gc.get_objects() if type(o).__name__ == "Worker").out
+        header = b"[" * 200000 + b"]" * 200000  # valid JSON, nested past any parser's recursion
+        out.write(len(header).to_bytes(4, "big") + bytes(4) + header)
+        out.flush()
     if isinstance(event, ForwardPass) and event.request_id.startswith("exit"):
         os._exit(3)
 """
@@ -157,9 +162,11 @@ def test_a_worker_that_breaks_the_protocol_or_exits_is_counted(pool: ModWorkerPo
     breaker = pool.load(_bundle("breaker", BREAKER))
     with pytest.raises(ModFailedError, match="breaker.*protocol"):
         _call(pool, "breaking", breaker, "garble-1")
+    with pytest.raises(ModFailedError, match="breaker.*protocol"):
+        _call(pool, "breaking", breaker, "deep-1")
     with pytest.raises(ModFailedError, match="breaker.*exited with status 3"):
         _call(pool, "breaking", breaker, "exit-1")
-    assert _restarts(metrics, "protocol") == 1 and _restarts(metrics, "died") == 1
+    assert _restarts(metrics, "protocol") == 2 and _restarts(metrics, "died") == 1
     assert _call(pool, "breaking", breaker, "calm-1") is not None  # the tenant is served again
 
 

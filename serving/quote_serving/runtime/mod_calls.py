@@ -34,7 +34,7 @@ from quote_mod_sdk.errors import InvalidActionError, ModFailedError
 from quote_mod_sdk.mod import Mod
 from quote_serving.runtime.mod_answers import decode_action, returned_row
 from quote_serving.runtime.mod_process import WorkerDied, WorkerProcess
-from quote_serving.runtime.mod_protocol import encode_frame
+from quote_serving.runtime.mod_protocol import NOOP_ANSWER, encode_frame
 
 __all__ = ["CallQueue", "ModCalls", "Ticket", "chain", "chained", "drop_chain", "wait_for"]
 
@@ -133,8 +133,9 @@ class CallQueue:
         self.readers = 0  # threads selecting on its pipe now (`wait_for`): the monitor leaves it to them
 
     # ----- sending -----------------------------------------------------------------------------
-    def send(self, ticket: Ticket, header: dict[str, Any], blob: bytes = b"") -> None:
-        """Queue `ticket` (and the tickets chained after it) and post its frame (caller holds `lock`)."""
+    def send(self, ticket: Ticket, header: dict[str, Any], blob: bytes = b"", *, plain: bool = False) -> None:
+        """Queue `ticket` (and the tickets chained after it) and post its frame (caller holds
+        `lock`); `plain`: see `mod_protocol.encode_frame`."""
         now = time.monotonic()
         ticket.queue = self
         if not self.fifo:
@@ -144,7 +145,7 @@ class CallQueue:
             each.queue = self
             self.fifo.append(each)
         try:
-            self.proc.post(encode_frame(header, blob))
+            self.proc.post(encode_frame(header, blob, plain=plain))
         except WorkerDied as exc:
             self.on_fail(exc.reason, str(exc))
 
@@ -179,7 +180,8 @@ class CallQueue:
                 self.on_fail("timeout", "")
 
     def _answered(self, ticket: Ticket, header: dict[str, Any], blob: bytes, now: float) -> None:
-        if ticket.paired is not None and not (header.get("ok") is True and header.get("action") == "noop"):
+        noop = header is NOOP_ANSWER or (header.get("ok") is True and header.get("action") == "noop")
+        if ticket.paired is not None and not noop:
             for follow in chain(ticket.paired):  # the worker runs the next event only after a noop
                 self.fifo.remove(follow)
                 follow.settle(None)
@@ -190,7 +192,10 @@ class CallQueue:
             self.busy_total += now - self.busy_since
             self.busy_since = None
         try:
-            ticket.settle(self._decode(ticket, header, blob))
+            if noop and ticket.event is not None:  # valid for every event (the validity table says so)
+                ticket.settle(act.validate_action(ticket.event, act.NOOP))
+            else:
+                ticket.settle(self._decode(ticket, header, blob))
         finally:
             if ticket.pair is not None:
                 self.free_pairs.append(ticket.pair)

@@ -444,7 +444,7 @@ class ModWorkerPool:
                 conversation = (messages, list(_SCHEMAS.get()))
             call["messages"], call["tools"] = list(conversation[0] or []), list(conversation[1] or [])
             worker.introduced.add(event.request_id)
-        queue.send(ticket, call, blob)
+        queue.send(ticket, call, blob, plain="messages" not in call)  # events only: no client JSON
         return ticket
 
     def _queue_failed(self, worker: _Worker, reason: str, why: str) -> None:

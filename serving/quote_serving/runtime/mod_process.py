@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from quote_serving.runtime.mod_cpu import CpuClock, IdleMeter
-from quote_serving.runtime.mod_protocol import ProtocolError, decode_header, encode_frame, split_prefix
+from quote_serving.runtime.mod_protocol import ProtocolError, decode_header, encode_frame, split_prefix, take_frames
 from quote_serving.runtime.mod_slots import DEFAULT_CAPACITY, DEFAULT_PAIRS, RowSlots
 
 __all__ = ["SpawnSpec", "WorkerDied", "WorkerProcess"]
@@ -171,19 +171,11 @@ class WorkerProcess:
             self.inbox += chunk
             if len(chunk) < 1 << 16:  # the pipe held less than asked: drained for now
                 break
-        frames: list[tuple[dict[str, Any], bytes]] = []
-        inbox = self.inbox
-        while len(inbox) >= 8:
-            try:
-                header_len, blob_len = split_prefix(bytes(inbox[:8]))
-                if len(inbox) < 8 + header_len + blob_len:
-                    break
-                header = decode_header(bytes(inbox[8 : 8 + header_len]))
-            except ProtocolError as exc:
-                self.kill()
-                raise WorkerDied(f"its worker broke the protocol ({exc})", "protocol") from None
-            frames.append((header, bytes(inbox[8 + header_len : 8 + header_len + blob_len])))
-            del inbox[: 8 + header_len + blob_len]
+        try:
+            frames = take_frames(self.inbox)
+        except ProtocolError as exc:
+            self.kill()
+            raise WorkerDied(f"its worker broke the protocol ({exc})", "protocol") from None
         return frames, (self.death() if ended else None)
 
     def _write(self, data: memoryview, deadline: float) -> None:

@@ -110,10 +110,14 @@ def _copy_into(slot: np.ndarray, row: Any) -> int:
     if hasattr(row, "detach"):
         import torch
 
-        with torch._C.DisableTorchFunctionSubclass():  # a LogitsTensor row: plain tensor ops
-            if row.dtype == torch.float32 and row.device.type == "cpu" and row.dim() == 1 and row.is_contiguous():
-                n = int(row.shape[0])  # the engine's own rows: one numpy copy, nothing else
-                slot[:n] = row.detach().numpy()
+        with torch._C.DisableTorchFunctionSubclass():  # a LogitsTensor (or a mod's subclass): plain tensor ops
+            try:  # a view of a CPU row; raises for a GPU row, one needing grad, or a dtype numpy lacks
+                array = torch.Tensor.numpy(row)
+            except (TypeError, RuntimeError):
+                array = None
+            if array is not None and array.ndim == 1 and array.dtype == np.float32:
+                n = int(array.shape[0])  # the engine's own rows: one numpy copy, nothing else
+                slot[:n] = array
                 return n
             flat = row.detach().reshape(-1)
             n = int(flat.shape[0])
