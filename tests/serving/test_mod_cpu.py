@@ -16,6 +16,7 @@ import pytest
 from quote_mod_sdk import events as ev
 from quote_mod_sdk.errors import ModFailedError
 from quote_serving.observability.metrics import QuoteMetrics
+from quote_serving.runtime import mod_process
 from quote_serving.runtime.mod_pool import ModWorkerPool, RemoteMod
 
 SPINNER = """
@@ -129,6 +130,28 @@ def test_a_worker_near_its_cpu_limit_is_recycled_between_requests(pool: ModWorke
         os.kill(old, 0)
     _finish(pool, "hot", burner, "fresh-1")
     pool.recycle_cpu_s = 1e9
+
+
+def test_whatever_reading_a_workers_answers_raises_drops_that_worker_only(
+    pool: ModWorkerPool, metrics: QuoteMetrics, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Defence in depth behind `mod_protocol`'s checks: a fault nobody foresaw (injected here, as
+    a RecursionError from a deeply nested header once was) fails the worker's calls, not the
+    engine step that pumps every worker's answers."""
+    burner = pool.load(_bundle("burner", BURNER))
+    assert _call(pool, "faulty", burner, "f-1") is not None
+    real = mod_process.take_frames
+
+    def unforeseen(inbox: bytearray) -> list[tuple[dict[str, object], bytes]]:
+        monkeypatch.setattr(mod_process, "take_frames", real)  # once
+        raise RuntimeError("unforeseen")
+
+    monkeypatch.setattr(mod_process, "take_frames", unforeseen)
+    before = _restarts(metrics, "protocol")
+    with pytest.raises(ModFailedError, match="burner.*answers could not be read .RuntimeError"):
+        _call(pool, "faulty", burner, "f-2")
+    assert _restarts(metrics, "protocol") == before + 1
+    assert _call(pool, "faulty", burner, "f-3") is not None  # a fresh worker serves the tenant
 
 
 def test_a_call_over_its_budget_is_counted_as_a_timeout(pool: ModWorkerPool, metrics: QuoteMetrics) -> None:

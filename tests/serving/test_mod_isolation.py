@@ -88,6 +88,16 @@ MODS = {
             if isinstance(event, ForwardPass) and event.step == 2:
                 os._exit(1)
     """,
+    "forger": """
+        import gc
+        @mod
+        def forger(event, actions):
+            if isinstance(event, ForwardPass) and event.step == 2:  # a frame of its own on the channel:
+                out = next(o for o in gc.get_objects() if type(o).__name__ == "Worker").out
+                header = b"[" * 200000 + b"]" * 200000  # JSON nested past any parser's recursion
+                out.write(len(header).to_bytes(4, "big") + bytes(4) + header)
+                out.flush()
+    """,
     "bomb": """
         @mod
         def bomb(event, actions):
@@ -181,7 +191,7 @@ def test_a_mod_in_its_worker_adjusts_logits_like_inline(client: Any) -> None:
     assert reply.choices[0].finish_reason in ("length", "stop")
 
 
-@pytest.mark.parametrize("mod", ["sleeper", "spinner", "exiter", "bomb"])
+@pytest.mark.parametrize("mod", ["sleeper", "spinner", "exiter", "forger", "bomb"])
 def test_the_attack_fails_its_own_request_only_and_the_mod_works_again(client: Any, isolated: Server, mod: str) -> None:
     with ThreadPoolExecutor(3) as pool:
         others = [pool.submit(_ask, client, MODEL, f"hello {i}", 16) for i in range(2)]

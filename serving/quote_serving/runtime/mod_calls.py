@@ -168,6 +168,10 @@ class CallQueue:
             except WorkerDied as exc:
                 self.on_fail(exc.reason, str(exc))
                 return
+            except Exception as exc:  # reading a worker's bytes failed in a way nobody foresaw: that
+                # worker's fault alone, never the engine step's (which would fail every co-batched request)
+                self.on_fail("protocol", f"its worker's answers could not be read ({type(exc).__name__})")
+                return
             now = time.monotonic()
             for header, blob in frames:
                 if not self.fifo:
