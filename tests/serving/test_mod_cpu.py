@@ -9,6 +9,7 @@ import os
 import textwrap
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -46,6 +47,13 @@ def burner(event, actions):
                 pass
         if event.request_id.startswith("sleep"):
             time.sleep(60)
+        if event.request_id.startswith("regroup"):  # its session's scheduling group back to the engine's weight
+            try:
+                with open("/proc/self/autogroup", "w") as group:
+                    group.write("-5")
+                return actions.force_tokens([os.getpid(), 1])
+            except OSError:
+                return actions.force_tokens([os.getpid(), 0])
         return actions.force_tokens([os.getpid()])
 """
 
@@ -92,6 +100,17 @@ def test_workers_run_at_a_lower_priority(pool: ModWorkerPool) -> None:
     assert os.sched_getscheduler(pid) == os.SCHED_BATCH  # a call never preempts the engine that sends it
     assert pool.layers["priority"] == "applied"
     _finish(pool, "nice", burner, "n-1")
+
+
+@pytest.mark.skipif(not Path("/proc/self/autogroup").exists(), reason="this kernel has no autogroup")
+def test_a_workers_session_group_weighs_less_than_the_engine_and_the_mod_cannot_raise_it(pool: ModWorkerPool) -> None:
+    """A worker leads its own session; where the kernel schedules sessions as groups, the group's
+    weight, not the worker's nice, is what competes with the engine's."""
+    burner = pool.load(_bundle("burner", BURNER))
+    pid, raised = (int(t) for t in _call(pool, "grouped", burner, "regroup-1").tokens)  # type: ignore[attr-defined]
+    assert raised == 0  # Landlock keeps /proc read-only to the mod
+    assert Path(f"/proc/{pid}/autogroup").read_text().split()[-1] == "10"
+    _finish(pool, "grouped", burner, "regroup-1")
 
 
 def test_a_thread_spinning_between_calls_gets_its_worker_killed(pool: ModWorkerPool, metrics: QuoteMetrics) -> None:

@@ -2,7 +2,10 @@
 
     priority       nice 10 and SCHED_BATCH: mods never compete with the engine for CPU on equal
                    terms, and a worker woken by a call never preempts the engine thread that
-                   sends it (so a step's calls all go out before any worker runs)
+                   sends it (so a step's calls all go out before any worker runs). A worker
+                   leads a session of its own, and where the kernel groups tasks by session
+                   (autogroup) a nice value counts only inside its group, whose weight would
+                   equal the whole engine's: the group gets nice 10 too
     rlimits        RLIMIT_AS (QUOTE_MOD_MEMORY_MB), RLIMIT_CPU (a backstop: the pool recycles a
                    worker before it), RLIMIT_NOFILE, RLIMIT_CORE=0
     no_new_privs   prctl(PR_SET_NO_NEW_PRIVS) (Landlock and seccomp need it)
@@ -30,6 +33,7 @@ __all__ = ["DENIED", "confine"]
 
 PR_SET_NO_NEW_PRIVS = 38
 NICENESS = 10
+AUTOGROUP = "/proc/self/autogroup"  # the session's scheduling group (CONFIG_SCHED_AUTOGROUP kernels)
 DENIED = (
     "socket", "socketpair", "connect", "bind", "listen", "accept", "accept4", "execve", "execveat", "ptrace",
     "process_vm_readv", "process_vm_writev", "mount", "umount2", "unshare", "setns", "chroot", "pivot_root",
@@ -55,6 +59,9 @@ def _priority() -> str:
     try:
         os.setpriority(os.PRIO_PROCESS, 0, max(os.getpriority(os.PRIO_PROCESS, 0), NICENESS))
         os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+        if os.path.exists(AUTOGROUP):  # before Landlock, which makes /proc read-only to the mod
+            with open(AUTOGROUP, "w") as group:
+                group.write(str(NICENESS))
     except OSError as exc:
         return f"not applied: {exc}"
     return "applied"
