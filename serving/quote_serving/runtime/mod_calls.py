@@ -34,7 +34,7 @@ from quote_mod_sdk.errors import InvalidActionError, ModFailedError
 from quote_mod_sdk.mod import Mod
 from quote_serving.runtime.mod_answers import decode_action, returned_row
 from quote_serving.runtime.mod_process import WorkerDied, WorkerProcess
-from quote_serving.runtime.mod_protocol import NOOP_ANSWER, encode_frame
+from quote_serving.runtime.mod_protocol import encode_frame
 
 __all__ = ["CallQueue", "ModCalls", "Ticket", "chain", "chained", "drop_chain", "wait_for"]
 
@@ -184,8 +184,7 @@ class CallQueue:
                 self.on_fail("timeout", "")
 
     def _answered(self, ticket: Ticket, header: dict[str, Any], blob: bytes, now: float) -> None:
-        noop = header is NOOP_ANSWER or (header.get("ok") is True and header.get("action") == "noop")
-        if ticket.paired is not None and not noop:
+        if ticket.paired is not None and not (header.get("ok") is True and header.get("action") == "noop"):
             for follow in chain(ticket.paired):  # the worker runs the next event only after a noop
                 self.fifo.remove(follow)
                 follow.settle(None)
@@ -196,10 +195,7 @@ class CallQueue:
             self.busy_total += now - self.busy_since
             self.busy_since = None
         try:
-            if noop and ticket.event is not None:  # valid for every event (the validity table says so)
-                ticket.settle(act.validate_action(ticket.event, act.NOOP))
-            else:
-                ticket.settle(self._decode(ticket, header, blob))
+            ticket.settle(self._decode(ticket, header, blob))
         finally:
             if ticket.pair is not None:
                 self.free_pairs.append(ticket.pair)

@@ -90,8 +90,6 @@ def take_frames(inbox: bytearray) -> list[tuple[dict[str, Any], bytes]]:
 
 
 def decode_header(data: bytes) -> dict[str, Any]:
-    if data == NOOP_HEADER:
-        return NOOP_ANSWER
     try:
         header = orjson.loads(data)
     except orjson.JSONDecodeError:  # strict JSON only, 1024 levels deep at most: json decides
